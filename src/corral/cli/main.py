@@ -1,0 +1,55 @@
+"""The `corral` command: parse, call the application, print. No logic here.
+
+Exit codes: 0 success, 1 a user error (one line saying what to fix), 2 usage.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from corral import __version__
+from corral.app import Corral
+from corral.cli.output import err_console
+from corral.config import Settings
+from corral.inventory.errors import InventoryError
+from corral.store.db import StoreError
+
+USER_ERRORS: tuple[type[Exception], ...] = (InventoryError, StoreError)
+
+
+class CorralGroup(click.Group):
+    """Turns user errors into one line on stderr and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except USER_ERRORS as exc:
+            err_console.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+            ctx.exit(1)
+
+
+@click.group(cls=CorralGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="corral")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """corral: provision bare-metal clusters from one server.
+
+    State lives under $CORRAL_HOME (default /var/lib/corral); set
+    CORRAL_DATABASE_URL=postgresql://... to share a PostgreSQL database.
+    """
+    ctx.obj = Corral(Settings.from_env())
+
+
+def register() -> None:
+    from corral.cli import apply, init_home, network, node, profile
+
+    for module in (init_home, network, profile, node, apply):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+def main() -> None:
+    register()
+    sys.exit(cli.main(prog_name="corral", standalone_mode=True))

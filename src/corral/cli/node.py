@@ -1,0 +1,170 @@
+"""`corral node add|list|show|set|delete`; NAMES accept hostlist ranges."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from corral.app import Corral
+from corral.cli.output import emit, output_option, success
+from corral.cli.settings_options import csv, settings_changes, settings_options
+from corral.inventory import ops
+from corral.inventory.hostlists import compress, expand
+from corral.inventory.index import Inventory
+from corral.inventory.merge import EffectiveNode
+from corral.inventory.models import Node
+
+
+def _node_fields(params: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in ("switch", "switch_port", "rpi_serial"):
+        if params.get(key) is not None:
+            out[key] = params[key] or None
+    if params.get("profile") is not None:
+        out["profiles"] = csv(params["profile"])
+    return out
+
+
+def node_options(func: Any) -> Any:
+    opts = [
+        click.option("--profile", help="Profiles, comma separated, merged in order"),
+        click.option("--mac", help="MAC of the primary interface (one node only)"),
+        click.option("--ip", help="Address on the primary network (one node only)"),
+        click.option("--switch", help="Switch the node is cabled to"),
+        click.option("--switch-port", help="Port on that switch"),
+        click.option("--rpi-serial", help="Raspberry Pi serial number"),
+    ]
+    for opt in reversed(opts):
+        func = opt(func)
+    return settings_options(func)
+
+
+@click.group()
+def node() -> None:
+    """Nodes: machines, named singly or by ranges like n[001-128]."""
+
+
+@node.command("add")
+@click.argument("names")
+@node_options
+@click.pass_obj
+def add(app: Corral, /, names: str, mac: str | None, ip: str | None, **params: Any) -> None:
+    """Create nodes NAMES (e.g. n[001-064]); addresses come from the primary network."""
+    node_names = expand(names)
+    data = {**settings_changes(params, {}), **_node_fields(params)}
+    created = app.change(lambda inv: ops.add_nodes(inv, node_names, data, mac=mac, ip=ip))
+    success(f"{len(created)} node(s) created: {compress([n.name for n in created])}")
+
+
+@node.command("set")
+@click.argument("names")
+@node_options
+@click.pass_obj
+def set_(app: Corral, /, names: str, mac: str | None, ip: str | None, **params: Any) -> None:
+    """Change settings of nodes NAMES."""
+    node_names = expand(names)
+
+    def change(inv: Inventory) -> list[Node]:
+        out = []
+        for name in node_names:
+            current = ops.get(inv.nodes, name, "node")
+            changes = {**settings_changes(params, current.tags), **_node_fields(params)}
+            if not changes and not (mac or ip):
+                raise click.UsageError("nothing to change: give at least one option")
+            out += ops.set_nodes(inv, [name], changes, mac=mac, ip=ip)
+        return out
+
+    changed = app.change(change)
+    success(f"{len(changed)} node(s) updated")
+
+
+def _primary(inv: Inventory, node: Node) -> tuple[str | None, str | None]:
+    iface = node.interfaces[0] if node.interfaces else None
+    if iface is None:
+        return None, None
+    return iface.mac, None if iface.ip is None else str(iface.ip)
+
+
+@node.command("list")
+@click.argument("names", required=False)
+@output_option
+@click.pass_obj
+def list_(app: Corral, /, names: str | None, output: str) -> None:
+    """List nodes (all, or those in NAMES)."""
+    inv = app.read()
+    wanted = expand(names) if names else sorted(inv.nodes)
+    nodes = [ops.get(inv.nodes, n, "node") for n in wanted]
+    if output != "table":
+        emit([n.model_dump(mode="json", exclude_defaults=True) for n in nodes], output, (), list)
+        return
+
+    def rows() -> list[tuple[Any, ...]]:
+        out = []
+        for n in nodes:
+            eff = inv.effective(n.name).settings
+            mac, ip = _primary(inv, n)
+            out.append((n.name, ",".join(n.profiles), eff.image, ip, mac, eff.boot or "stateless"))
+        return out
+
+    emit(None, output, ("NAME", "PROFILES", "IMAGE", "IP", "MAC", "BOOT"), rows)
+
+
+def effective_values(eff: EffectiveNode) -> dict[str, Any]:
+    """Effective settings flattened to dotted keys, for the show table."""
+    data = eff.settings.model_dump(mode="json")
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in ("power", "tags") and isinstance(value, dict):
+            for sub, v in value.items():
+                if isinstance(v, dict):
+                    flat.update({f"{key}.{sub}.{k}": x for k, x in v.items()})
+                elif v is not None:
+                    flat[f"{key}.{sub}"] = v
+        elif value not in (None, [], {}):
+            flat[key] = value
+    return flat
+
+
+@node.command("show")
+@click.argument("name")
+@output_option
+@click.pass_obj
+def show(app: Corral, /, name: str, output: str) -> None:
+    """Show node NAME with its effective settings and where each comes from."""
+    inv = app.read()
+    rec = ops.get(inv.nodes, name, "node")
+    eff = inv.effective(name)
+    values = effective_values(eff)
+    data = {
+        **rec.model_dump(mode="json", exclude_defaults=True),
+        "effective": {k: {"value": v, "origin": eff.origin(k)} for k, v in values.items()},
+    }
+
+    def rows() -> list[tuple[Any, ...]]:
+        out: list[tuple[Any, ...]] = [
+            ("name", rec.name, ""),
+            ("profiles", ",".join(rec.profiles), "node"),
+        ]
+        for i, iface in enumerate(rec.interfaces):
+            text = f"{iface.network} mac={iface.mac or '-'} ip={iface.ip or '-'}"
+            out.append((f"interfaces[{i}]", text, "node"))
+        for key, value in values.items():
+            shown = " ".join(value) if isinstance(value, list) else value
+            out.append((key, shown, eff.origin(key)))
+        return out
+
+    emit(data, output, ("FIELD", "VALUE", "FROM"), rows, title=f"node {name}")
+
+
+@node.command("delete")
+@click.argument("names")
+@click.pass_obj
+def delete(app: Corral, /, names: str) -> None:
+    """Delete nodes NAMES."""
+    node_names = expand(names)
+    app.change(lambda inv: ops.delete_nodes(inv, node_names))
+    success(f"{len(node_names)} node(s) deleted")
+
+
+COMMANDS = [node]
