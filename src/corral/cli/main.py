@@ -5,6 +5,8 @@ Exit codes: 0 success, 1 a user error (one line saying what to fix), 2 usage.
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import sys
 
 import click
@@ -43,10 +45,12 @@ def cli(ctx: click.Context) -> None:
 
 
 def register() -> None:
-    from corral.cli import apply, init_home, network, node, profile
+    """Add every `corral.cli` module's COMMANDS: one module per noun, no central list."""
+    import corral.cli
 
-    for module in (init_home, network, profile, node, apply):
-        for command in module.COMMANDS:
+    for info in pkgutil.iter_modules(corral.cli.__path__):
+        module = importlib.import_module(f"corral.cli.{info.name}")
+        for command in getattr(module, "COMMANDS", ()):
             cli.add_command(command)
 
 
