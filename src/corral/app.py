@@ -41,12 +41,7 @@ class Corral:
         """Run `action` on the inventory and save what it changed, atomically."""
         with self.store.transaction() as conn:
             before = load_inventory(conn)
-            after = Inventory(
-                settings=before.settings,
-                networks=dict(before.networks),
-                profiles=dict(before.profiles),
-                nodes=dict(before.nodes),
-            )
+            after = before.copy()
             result = action(after)
             save_inventory(conn, before, after)
             return result

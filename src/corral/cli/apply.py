@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from corral.app import Corral
+from corral.cli.context import CliContext
 from corral.cli.output import console, success
 from corral.inventory.errors import InventoryError
 from corral.inventory.fileformat import dump_cluster, load_cluster
@@ -20,7 +20,7 @@ from corral.inventory.fileformat import dump_cluster, load_cluster
 @click.option("--prune", is_flag=True, help="Delete networks, profiles and nodes the file lacks")
 @click.option("--dry-run", is_flag=True, help="Print the changes without making them")
 @click.pass_obj
-def apply(app: Corral, /, path: str, prune: bool, dry_run: bool) -> None:
+def apply(ctx: CliContext, /, path: str, prune: bool, dry_run: bool) -> None:
     """Create and update records to match FILE, in one transaction."""
     if path == "-":
         text, name = sys.stdin.read(), "<stdin>"
@@ -30,7 +30,7 @@ def apply(app: Corral, /, path: str, prune: bool, dry_run: bool) -> None:
         except OSError as exc:
             raise InventoryError(f"cannot read {path}: {exc.strerror}") from None
     desired = load_cluster(text, name)
-    plan = app.apply(desired, prune=prune, dry_run=dry_run)
+    plan = ctx.actions.apply(desired, prune=prune, dry_run=dry_run)
     for change in plan.changes:
         console.print(str(change), highlight=False)
     if plan.settings_changed:
@@ -54,10 +54,11 @@ def apply(app: Corral, /, path: str, prune: bool, dry_run: bool) -> None:
     help="Output format.",
 )
 @click.pass_obj
-def export(app: Corral, /, output: str) -> None:
+def export(ctx: CliContext, /, output: str) -> None:
     """Write the whole inventory in the format `corral apply` reads (no secrets)."""
     click.echo(
-        dump_cluster(app.read().to_cluster(), "json" if output == "json" else "yaml"), nl=False
+        dump_cluster(ctx.actions.inventory().to_cluster(), "json" if output == "json" else "yaml"),
+        nl=False,
     )
 
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import click
 
-from corral.app import Corral
 from corral.boot.ipxe_binaries import install_ipxe_binaries
+from corral.cli.context import CliContext
 from corral.cli.output import success
 
 
 @click.command("init")
 @click.pass_obj
-def init(app: Corral) -> None:
+def init(ctx: CliContext) -> None:
     """Prepare CORRAL_HOME (idempotent: running it again changes nothing)."""
+    app = ctx.app
     paths = app.settings.paths
     app.store.migrate()
     app.admin_token(create=True)

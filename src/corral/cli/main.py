@@ -13,12 +13,14 @@ import click
 
 from corral import __version__
 from corral.app import Corral
+from corral.cli.context import CliContext
 from corral.cli.output import err_console
+from corral.client import ClientError
 from corral.config import Settings
 from corral.inventory.errors import InventoryError
 from corral.store.db import StoreError
 
-USER_ERRORS: tuple[type[Exception], ...] = (InventoryError, StoreError)
+USER_ERRORS: tuple[type[Exception], ...] = (InventoryError, StoreError, ClientError)
 
 
 class CorralGroup(click.Group):
@@ -34,14 +36,22 @@ class CorralGroup(click.Group):
 
 @click.group(cls=CorralGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="corral")
+@click.option(
+    "--server",
+    envvar="CORRAL_SERVER",
+    metavar="URL",
+    help="Work against a remote corral server (token from --token, CORRAL_TOKEN "
+    "or CORRAL_HOME/admin.token).",
+)
+@click.option("--token", envvar="CORRAL_TOKEN", help="Admin token for --server.")
 @click.pass_context
-def cli(ctx: click.Context) -> None:
+def cli(ctx: click.Context, server: str | None, token: str | None) -> None:
     """corral: provision bare-metal clusters from one server.
 
     State lives under $CORRAL_HOME (default /var/lib/corral); set
     CORRAL_DATABASE_URL=postgresql://... to share a PostgreSQL database.
     """
-    ctx.obj = Corral(Settings.from_env())
+    ctx.obj = CliContext(Corral(Settings.from_env()), server, token)
 
 
 def register() -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from corral.app import Corral
+from corral.cli.context import CliContext
 from corral.cli.output import emit, output_option, success
 from corral.cli.settings_options import csv, describe
 from corral.inventory import ops
@@ -49,12 +49,12 @@ def network() -> None:
 @click.argument("name")
 @network_options
 @click.pass_obj
-def add(app: Corral, /, name: str, **params: Any) -> None:
+def add(ctx: CliContext, /, name: str, **params: Any) -> None:
     """Create network NAME (--cidr is required)."""
     if not params.get("cidr"):
         raise click.UsageError("--cidr is required, e.g. --cidr 10.77.0.0/24")
     data = {"name": name, **_network_fields(params)}
-    net = app.change(lambda inv: ops.add_network(inv, data))
+    net = ctx.actions.add_network(data)
     success(f"network {net.name} {net.cidr} created")
 
 
@@ -62,21 +62,21 @@ def add(app: Corral, /, name: str, **params: Any) -> None:
 @click.argument("name")
 @network_options
 @click.pass_obj
-def set_(app: Corral, /, name: str, **params: Any) -> None:
+def set_(ctx: CliContext, /, name: str, **params: Any) -> None:
     """Change settings of network NAME (an empty value clears an optional one)."""
     changes = _network_fields(params)
     if not changes:
         raise click.UsageError("nothing to change: give at least one option")
-    app.change(lambda inv: ops.set_network(inv, name, changes))
+    ctx.actions.set_network(name, changes)
     success(f"network {name} updated")
 
 
 @network.command("list")
 @output_option
 @click.pass_obj
-def list_(app: Corral, /, output: str) -> None:
+def list_(ctx: CliContext, /, output: str) -> None:
     """List networks."""
-    nets = list(app.read().to_cluster().networks)
+    nets = list(ctx.actions.inventory().to_cluster().networks)
     emit(
         [n.model_dump(mode="json", exclude_defaults=True) for n in nets],
         output,
@@ -92,9 +92,9 @@ def list_(app: Corral, /, output: str) -> None:
 @click.argument("name")
 @output_option
 @click.pass_obj
-def show(app: Corral, /, name: str, output: str) -> None:
+def show(ctx: CliContext, /, name: str, output: str) -> None:
     """Show network NAME."""
-    net = ops.get(app.read().networks, name, "network")
+    net = ops.get(ctx.actions.inventory().networks, name, "network")
     data = net.model_dump(mode="json")
     emit(data, output, ("FIELD", "VALUE"), lambda: [(k, v) for k, v in data.items()])
 
@@ -102,9 +102,9 @@ def show(app: Corral, /, name: str, output: str) -> None:
 @network.command("delete")
 @click.argument("name")
 @click.pass_obj
-def delete(app: Corral, /, name: str) -> None:
+def delete(ctx: CliContext, /, name: str) -> None:
     """Delete network NAME (refused while a profile or node uses it)."""
-    app.change(lambda inv: ops.delete_network(inv, name))
+    ctx.actions.delete_network(name)
     success(f"network {name} deleted")
 
 

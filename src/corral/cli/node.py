@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from corral.app import Corral
+from corral.cli.context import CliContext
 from corral.cli.output import emit, output_option, success
 from corral.cli.settings_options import csv, settings_changes, settings_options
 from corral.inventory import ops
@@ -49,11 +49,11 @@ def node() -> None:
 @click.argument("names")
 @node_options
 @click.pass_obj
-def add(app: Corral, /, names: str, mac: str | None, ip: str | None, **params: Any) -> None:
+def add(ctx: CliContext, /, names: str, mac: str | None, ip: str | None, **params: Any) -> None:
     """Create nodes NAMES (e.g. n[001-064]); addresses come from the primary network."""
     node_names = expand(names)
-    data = {**settings_changes(params, {}), **_node_fields(params)}
-    created = app.change(lambda inv: ops.add_nodes(inv, node_names, data, mac=mac, ip=ip))
+    data = {**settings_changes(params), **_node_fields(params)}
+    created = ctx.actions.add_nodes(node_names, data, mac=mac, ip=ip)
     success(f"{len(created)} node(s) created: {compress([n.name for n in created])}")
 
 
@@ -61,21 +61,14 @@ def add(app: Corral, /, names: str, mac: str | None, ip: str | None, **params: A
 @click.argument("names")
 @node_options
 @click.pass_obj
-def set_(app: Corral, /, names: str, mac: str | None, ip: str | None, **params: Any) -> None:
+def set_(ctx: CliContext, /, names: str, mac: str | None, ip: str | None, **params: Any) -> None:
     """Change settings of nodes NAMES."""
     node_names = expand(names)
 
-    def change(inv: Inventory) -> list[Node]:
-        out = []
-        for name in node_names:
-            current = ops.get(inv.nodes, name, "node")
-            changes = {**settings_changes(params, current.tags), **_node_fields(params)}
-            if not changes and not (mac or ip):
-                raise click.UsageError("nothing to change: give at least one option")
-            out += ops.set_nodes(inv, [name], changes, mac=mac, ip=ip)
-        return out
-
-    changed = app.change(change)
+    changes = {**settings_changes(params), **_node_fields(params)}
+    if not changes and not (mac or ip):
+        raise click.UsageError("nothing to change: give at least one option")
+    changed = ctx.actions.set_nodes(node_names, changes, mac=mac, ip=ip)
     success(f"{len(changed)} node(s) updated")
 
 
@@ -90,9 +83,9 @@ def _primary(inv: Inventory, node: Node) -> tuple[str | None, str | None]:
 @click.argument("names", required=False)
 @output_option
 @click.pass_obj
-def list_(app: Corral, /, names: str | None, output: str) -> None:
+def list_(ctx: CliContext, /, names: str | None, output: str) -> None:
     """List nodes (all, or those in NAMES)."""
-    inv = app.read()
+    inv = ctx.actions.inventory()
     wanted = expand(names) if names else sorted(inv.nodes)
     nodes = [ops.get(inv.nodes, n, "node") for n in wanted]
     if output != "table":
@@ -130,9 +123,9 @@ def effective_values(eff: EffectiveNode) -> dict[str, Any]:
 @click.argument("name")
 @output_option
 @click.pass_obj
-def show(app: Corral, /, name: str, output: str) -> None:
+def show(ctx: CliContext, /, name: str, output: str) -> None:
     """Show node NAME with its effective settings and where each comes from."""
-    inv = app.read()
+    inv = ctx.actions.inventory()
     rec = ops.get(inv.nodes, name, "node")
     eff = inv.effective(name)
     values = effective_values(eff)
@@ -160,10 +153,10 @@ def show(app: Corral, /, name: str, output: str) -> None:
 @node.command("delete")
 @click.argument("names")
 @click.pass_obj
-def delete(app: Corral, /, names: str) -> None:
+def delete(ctx: CliContext, /, names: str) -> None:
     """Delete nodes NAMES."""
     node_names = expand(names)
-    app.change(lambda inv: ops.delete_nodes(inv, node_names))
+    ctx.actions.delete_nodes(node_names)
     success(f"{len(node_names)} node(s) deleted")
 
 

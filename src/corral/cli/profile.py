@@ -6,11 +6,10 @@ from typing import Any
 
 import click
 
-from corral.app import Corral
+from corral.cli.context import CliContext
 from corral.cli.output import emit, output_option, success
 from corral.cli.settings_options import settings_changes, settings_options
 from corral.inventory import ops
-from corral.inventory.models import Profile
 
 
 @click.group()
@@ -23,10 +22,10 @@ def profile() -> None:
 @click.option("--description", help="What the profile is for")
 @settings_options
 @click.pass_obj
-def add(app: Corral, /, name: str, description: str | None, **params: Any) -> None:
+def add(ctx: CliContext, /, name: str, description: str | None, **params: Any) -> None:
     """Create profile NAME."""
-    data = {"name": name, "description": description, **settings_changes(params, {})}
-    app.change(lambda inv: ops.add_profile(inv, data))
+    data = {"name": name, "description": description, **settings_changes(params)}
+    ctx.actions.add_profile(data)
     success(f"profile {name} created")
 
 
@@ -35,28 +34,24 @@ def add(app: Corral, /, name: str, description: str | None, **params: Any) -> No
 @click.option("--description", help="What the profile is for")
 @settings_options
 @click.pass_obj
-def set_(app: Corral, /, name: str, description: str | None, **params: Any) -> None:
+def set_(ctx: CliContext, /, name: str, description: str | None, **params: Any) -> None:
     """Change settings of profile NAME."""
 
-    def change(inv: Any) -> Profile:
-        current = ops.get(inv.profiles, name, "profile")
-        changes = settings_changes(params, current.tags)
-        if description is not None:
-            changes["description"] = description or None
-        if not changes:
-            raise click.UsageError("nothing to change: give at least one option")
-        return ops.set_profile(inv, name, changes)
-
-    app.change(change)
+    changes = settings_changes(params)
+    if description is not None:
+        changes["description"] = description or None
+    if not changes:
+        raise click.UsageError("nothing to change: give at least one option")
+    ctx.actions.set_profile(name, changes)
     success(f"profile {name} updated")
 
 
 @profile.command("list")
 @output_option
 @click.pass_obj
-def list_(app: Corral, /, output: str) -> None:
+def list_(ctx: CliContext, /, output: str) -> None:
     """List profiles."""
-    inv = app.read()
+    inv = ctx.actions.inventory()
     profiles = inv.to_cluster().profiles
     users: dict[str, int] = {}
     for node in inv.nodes.values():
@@ -84,9 +79,9 @@ def list_(app: Corral, /, output: str) -> None:
 @click.argument("name")
 @output_option
 @click.pass_obj
-def show(app: Corral, /, name: str, output: str) -> None:
+def show(ctx: CliContext, /, name: str, output: str) -> None:
     """Show profile NAME."""
-    prof = ops.get(app.read().profiles, name, "profile")
+    prof = ops.get(ctx.actions.inventory().profiles, name, "profile")
     data = prof.model_dump(mode="json", exclude_defaults=True)
     emit(data, output, ("FIELD", "VALUE"), lambda: [(k, v) for k, v in data.items()])
 
@@ -94,9 +89,9 @@ def show(app: Corral, /, name: str, output: str) -> None:
 @profile.command("delete")
 @click.argument("name")
 @click.pass_obj
-def delete(app: Corral, /, name: str) -> None:
+def delete(ctx: CliContext, /, name: str) -> None:
     """Delete profile NAME (refused while nodes use it)."""
-    app.change(lambda inv: ops.delete_profile(inv, name))
+    ctx.actions.delete_profile(name)
     success(f"profile {name} deleted")
 
 

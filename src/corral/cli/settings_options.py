@@ -54,7 +54,7 @@ def settings_options(func: F) -> F:
     return func
 
 
-def settings_changes(params: dict[str, Any], current_tags: dict[str, str]) -> dict[str, Any]:
+def settings_changes(params: dict[str, Any]) -> dict[str, Any]:
     """The model changes that the given flags ask for (unset flags change nothing)."""
     changes: dict[str, Any] = {}
     for key in ("image", "boot"):
@@ -82,18 +82,16 @@ def settings_changes(params: dict[str, Any], current_tags: dict[str, str]) -> di
     if power:
         changes["power"] = power
     if params.get("tags"):
-        changes["tags"] = parse_tags(params["tags"], current_tags)
+        changes["tags"] = parse_tags(params["tags"])
     return changes
 
 
-def parse_tags(items: tuple[str, ...], current: dict[str, str]) -> dict[str, str]:
-    tags = dict(current)
+def parse_tags(items: tuple[str, ...]) -> dict[str, str | None]:
+    """`KEY=VALUE` sets a tag, `KEY=` removes it (None in the patch)."""
+    tags: dict[str, str | None] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise InventoryError(f"--tag {item!r}: expected KEY=VALUE")
-        if value:
-            tags[key] = value
-        else:
-            tags.pop(key, None)
+        tags[key] = value or None
     return tags

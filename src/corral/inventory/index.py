@@ -38,6 +38,15 @@ class Inventory:
             nodes=[self.nodes[k] for k in sorted(self.nodes)],
         )
 
+    def copy(self) -> Inventory:
+        """A working copy: records are replaced, never changed in place, so dicts suffice."""
+        return Inventory(
+            settings=self.settings,
+            networks=dict(self.networks),
+            profiles=dict(self.profiles),
+            nodes=dict(self.nodes),
+        )
+
     def effective(self, name: str) -> EffectiveNode:
         return effective(self.nodes[name], self.profiles)
 

@@ -43,13 +43,15 @@ def build(model: type[M], data: Mapping[str, Any], what: str) -> M:
 def updated(record: M, changes: Mapping[str, Any], what: str) -> M:
     """`record` with `changes` applied and re-validated as a whole.
 
-    A mapping given for a nested record (power settings) updates only its keys.
+    A mapping given for a nested record (power settings) or a dict field (tags)
+    updates only its keys; a key given as None is removed.
     """
     data = record.model_dump()
     for key, value in changes.items():
         nested = getattr(record, key, None)
-        if isinstance(value, Mapping) and isinstance(nested, BaseModel):
-            data[key] = {**data[key], **value}  # nested records change field by field
+        if isinstance(value, Mapping) and isinstance(nested, BaseModel | dict):
+            merged = {**data[key], **value}  # nested records and tags change key by key
+            data[key] = {k: v for k, v in merged.items() if v is not None}
         else:
             data[key] = value
     return build(type(record), data, what)

@@ -12,6 +12,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer
 
+from corral.inventory.errors import InventoryError
+
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _MAC = re.compile(r"^[0-9a-f]{2}([:-]?)[0-9a-f]{2}(\1[0-9a-f]{2}){4}$")
 
@@ -44,3 +46,11 @@ Name = Annotated[str, AfterValidator(check_name)]
 Mac = Annotated[str, AfterValidator(check_mac)]
 IPv4 = Annotated[IPv4Address, BeforeValidator(_to_str), PlainSerializer(str, return_type=str)]
 CIDR = Annotated[IPv4Network, PlainSerializer(str, return_type=str)]
+
+
+def check_mac_or_error(value: str) -> str:
+    """`check_mac` for values from the command line: a user error, not a crash."""
+    try:
+        return check_mac(value)
+    except ValueError as exc:
+        raise InventoryError(str(exc)) from None

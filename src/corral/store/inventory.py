@@ -83,3 +83,32 @@ def _interface_rows(name: str, node: Record) -> list[dict[str, Any]]:
 
 def _chunks(names: list[str], size: int = 500) -> list[list[str]]:
     return [names[i : i + size] for i in range(0, len(names), size)]
+
+
+def node_name_by_mac(conn: Connection, mac: str) -> str | None:
+    """The node whose interface has `mac` (one indexed lookup)."""
+    return conn.execute(
+        sa.select(schema.interfaces.c.node).where(schema.interfaces.c.mac == mac)
+    ).scalar()
+
+
+def load_node_view(conn: Connection, name: str) -> Inventory | None:
+    """Just enough inventory to resolve one node: it, its profiles, all networks.
+
+    Boot requests use this instead of loading every node, so a boot storm on a
+    large cluster costs a few rows per request.
+    """
+    spec = conn.execute(sa.select(schema.nodes.c.spec).where(schema.nodes.c.name == name)).scalar()
+    if spec is None:
+        return None
+    node = Node.model_validate(spec)
+    inv = Inventory(nodes={name: node})
+    rows = conn.execute(
+        sa.select(schema.profiles.c.name, schema.profiles.c.spec).where(
+            schema.profiles.c.name.in_(node.profiles)
+        )
+    )
+    inv.profiles = {n: Profile.model_validate(s) for n, s in rows}
+    rows = conn.execute(sa.select(schema.networks.c.name, schema.networks.c.spec))
+    inv.networks = {n: Network.model_validate(s) for n, s in rows}
+    return inv
