@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import subprocess
+import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from corral.app import Corral
+from corral.config import Paths, Settings
 from corral.lab.netns import Topology, can_create_namespaces
 
 REQUIRE_ALL = os.environ.get("CORRAL_TEST_REQUIRE_ALL") == "1"
@@ -50,3 +56,126 @@ def topo() -> Iterator[Topology]:
         yield t
     finally:
         t.close()
+
+
+# --- a throwaway PostgreSQL server for the store tests -------------------------------------
+
+
+def _pg_bindir() -> Path | None:
+    """The newest Debian PostgreSQL server binaries (/usr/lib/postgresql/<v>/bin)."""
+    found = [p.parent for p in Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")]
+    found = [p for p in found if (p / "initdb").exists()]
+    return max(found, key=lambda p: int(p.parent.name)) if found else None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class PostgresServer:
+    """A PostgreSQL server in its own data dir, listening on 127.0.0.1:`port` only."""
+
+    bindir: Path
+    root: Path
+    port: int = 0
+    _created: int = 0
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    def _run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        # root cannot run postgres: drop to the postgres user (or run as ourselves if not root)
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        return subprocess.run(
+            [*prefix, *argv], cwd=self.root, capture_output=True, text=True, check=check, timeout=60
+        )
+
+    def start(self) -> None:
+        self.root.chmod(0o700)
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+        self._run(
+            str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust",
+            "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions",
+        )  # fmt: skip
+        for _attempt in range(5):  # the free port may be taken between probe and bind
+            self.port = _free_port()
+            opts = (
+                f"-h 127.0.0.1 -p {self.port} -k {self.root} "
+                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            )
+            started = self._run(
+                str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"),
+                "-o", opts, "-w", "-t", "30", "start", check=False,
+            )  # fmt: skip
+            if started.returncode == 0:
+                return
+        log = (self.root / "log").read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"PostgreSQL did not start: {started.stderr}\n{log}")
+
+    def stop(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            self._run(
+                str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop",
+                check=False,
+            )  # fmt: skip
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self) -> str:
+        """A new empty database; returns its URL."""
+        import psycopg
+
+        self._created += 1
+        name = f"corral_test_{self._created}"
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session, stopped and removed afterwards, pass or fail."""
+    bindir = _pg_bindir()
+    need(bindir is not None, "PostgreSQL server (apt-get install postgresql)")
+    assert bindir is not None
+    need(os.geteuid() != 0 or shutil.which("runuser") is not None, "runuser (util-linux)")
+    server = PostgresServer(bindir, Path(tempfile.mkdtemp(prefix="corral-pg-")))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A fresh, empty database on the throwaway server (one per test)."""
+    return postgres_server.create_database()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database URL on each backend: SQLite in tmp_path, then the throwaway PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store' / 'corral.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+def app(store_url: str, tmp_path: Path) -> Iterator[Corral]:
+    """The application on `store_url`, its CORRAL_HOME in tmp_path."""
+    corral = Corral(Settings(paths=Paths(tmp_path / "home"), database_url=store_url))
+    try:
+        yield corral
+    finally:
+        if "store" in corral.__dict__:  # only if the test opened it
+            corral.store.close()

@@ -39,6 +39,18 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+# Any fixed number: the key of the advisory lock that serialises corral's transactions.
+PG_LOCK_KEY = 0x636F7272  # "corr"
+
+
+def _postgres_begin(conn: Connection) -> None:
+    # Commands read the whole inventory, change it and write the difference. Under
+    # READ COMMITTED two of them at once would both hand out the same address, or
+    # one would fail on the other's rows; the lock serialises them like SQLite's
+    # BEGIN IMMEDIATE does. It is released at commit or rollback.
+    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_LOCK_KEY})")
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -50,7 +62,10 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return sa.create_engine(url, pool_pre_ping=True)
+    engine = sa.create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "postgresql":
+        sa.event.listen(engine, "begin", _postgres_begin)
+    return engine
 
 
 class Store:
