@@ -35,7 +35,7 @@ def node_script(name: str, files: BootFiles) -> str:
         f"kernel {files.kernel_url} {' '.join(files.kernel_args)} || goto kernel_retry",
     ]
     for i, url in enumerate(files.initrd_urls):
-        lines += [f":initrd{i}", f"initrd {url} || goto initrd{i}_retry"]
+        lines += [f":initrd{i}", f"initrd --name initrd{i} {url} || goto initrd{i}_retry"]
     lines += ["boot || goto kernel_retry", ""]
     lines += [":kernel_retry", f"sleep {RETRY_SECONDS}", "goto kernel"]
     for i in range(len(files.initrd_urls)):

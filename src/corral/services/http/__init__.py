@@ -1,0 +1,1 @@
+"""corral's HTTP server: REST API, boot endpoints, artifacts (aiohttp)."""

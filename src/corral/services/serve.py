@@ -1,0 +1,108 @@
+"""`corral serve`: DHCP, TFTP and HTTP in one asyncio event loop.
+
+Every service binds in `start()` and lets go in `stop()`; SIGTERM and SIGINT
+stop them in reverse order. State that must survive a restart (leases,
+discovered machines, node states) is in the database, written as it changes,
+so a `kill -9` loses nothing that was acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from aiohttp import web
+
+from corral.app import Corral
+from corral.boot.ipxe_binaries import install_ipxe_binaries
+from corral.protocols.tftp.root import TftpRoot
+from corral.services.http.app import HttpServer, make_app
+from corral.services.http.context import HttpContext
+from corral.services.tftp import TftpServer
+
+log = logging.getLogger("corral.serve")
+DEFAULT_HTTP_PORT = 9480
+
+
+class Service(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+@dataclass
+class ServeOptions:
+    """What `corral serve` was asked to do (its command-line options)."""
+
+    address: str = "0.0.0.0"  # listen address
+    advertise: str = "127.0.0.1"  # the address nodes use to reach this server
+    interface: str | None = None
+    http_port: int = DEFAULT_HTTP_PORT
+    tftp_port: int = 69
+    dhcp_port: int = 67
+    dhcp: bool = True
+    proxy_dhcp: bool = False
+    tftp: bool = True
+    tftp_root: Path | None = None
+    extra_routes: list[web.RouteTableDef] = field(default_factory=list)
+
+    @property
+    def server_url(self) -> str:
+        return f"http://{self.advertise}:{self.http_port}"
+
+
+class CorralServer:
+    def __init__(self, corral: Corral, options: ServeOptions) -> None:
+        self.corral = corral
+        self.options = options
+        self.services: list[Service] = []
+        self.http: HttpServer | None = None
+        self.tftp: TftpServer | None = None
+
+    async def start(self) -> None:
+        opts = self.options
+        token = self.corral.admin_token(create=True)
+        assert token is not None
+        await asyncio.to_thread(self.corral.store.migrate)
+        ctx = HttpContext(self.corral, token, opts.server_url)
+        self.http = HttpServer(make_app(ctx, opts.extra_routes), opts.address, opts.http_port)
+        await self._start(self.http)
+        if opts.http_port == 0:  # tests: advertise the port actually bound
+            opts.http_port = self.http.port
+            ctx.server_url = opts.server_url
+        if opts.tftp:
+            root = opts.tftp_root or self.corral.settings.paths.tftp_root
+            if opts.tftp_root is None:
+                await asyncio.to_thread(install_ipxe_binaries, root)
+            self.tftp = TftpServer(TftpRoot(root), opts.address, opts.tftp_port)
+            await self._start(self.tftp)
+        log.info("corral serving at %s", opts.server_url)
+
+    async def _start(self, service: Service) -> None:
+        await service.start()
+        self.services.append(service)
+
+    async def stop(self) -> None:
+        while self.services:
+            service = self.services.pop()
+            with contextlib.suppress(Exception):
+                await service.stop()
+
+
+async def serve_forever(corral: Corral, options: ServeOptions) -> None:
+    """Run until SIGTERM or SIGINT, then stop every service cleanly."""
+    server = CorralServer(corral, options)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await server.start()
+        await stop.wait()
+    finally:
+        await server.stop()
+        log.info("corral stopped")
