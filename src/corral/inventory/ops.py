@@ -132,7 +132,7 @@ def add_nodes(
     for node in nodes:
         inv.nodes[node.name] = node
     attach_primary(inv, nodes, mac, ip)
-    validate(inv)
+    validate(inv, names)
     return [inv.nodes[n.name] for n in nodes]
 
 
@@ -188,7 +188,7 @@ def set_nodes(
         if mac or ip:
             _set_primary_address(inv, inv.nodes[name], mac, ip)
         out.append(inv.nodes[name])
-    validate(inv)
+    validate(inv, names)
     return out
 
 

@@ -98,5 +98,5 @@ def plan_apply(current: Inventory, desired: Cluster, prune: bool = False) -> Pla
         result.nodes[c.name] for c in plan.changes if c.kind == "nodes" and c.action != "delete"
     ]
     attach_primary(result, touched, None, None)
-    validate(result)
+    validate(result, [n.name for n in touched])
     return plan

@@ -6,6 +6,7 @@ never reaches the store. Messages name the record, the field and the value.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from ipaddress import IPv4Address
 
 from corral.inventory.errors import Conflict, NotFound
@@ -13,15 +14,24 @@ from corral.inventory.index import Inventory
 from corral.inventory.models import Interface, Network, Node
 
 
-def validate(inv: Inventory) -> None:
-    """Raise the first problem found in `inv` (an InventoryError subclass)."""
+def validate(inv: Inventory, changed: Iterable[str] = ()) -> None:
+    """Raise the first problem found in `inv` (an InventoryError subclass).
+
+    Nodes named in `changed` are checked last, so a conflict is reported
+    against the node the user just changed, not the one that had the value.
+    """
     for profile in inv.profiles.values():
         for net in profile.networks:
             if net not in inv.networks:
                 raise NotFound(f"profile {profile.name}: network {net!r} does not exist")
     macs: dict[str, str] = {}
     ips: dict[IPv4Address, str] = {}
-    for node in inv.nodes.values():
+    last = [n for n in changed if n in inv.nodes]
+    first = set(last)
+    for node in [
+        *(n for k, n in inv.nodes.items() if k not in first),
+        *(inv.nodes[k] for k in last),
+    ]:
         _check_node(inv, node, macs, ips)
 
 
