@@ -107,7 +107,7 @@ def test_malformed_bodies_are_clear_errors(live_server: LiveServer) -> None:
         urllib.request.urlopen(req, timeout=10)
     assert info.value.code == 400
     assert "JSON" in json.loads(info.value.read())["error"]
-    status, body, _ = call(live_server, "POST", "/api/v1/networks", ["a list"])
+    status, _, _ = call(live_server, "POST", "/api/v1/networks", ["a list"])
     assert status == 400
 
 
