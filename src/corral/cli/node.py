@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import click
@@ -158,6 +159,45 @@ def delete(ctx: CliContext, /, names: str) -> None:
     node_names = expand(names)
     ctx.actions.delete_nodes(node_names)
     success(f"{len(node_names)} node(s) deleted")
+
+
+@node.command("discovered")
+@output_option
+@click.pass_obj
+def discovered(ctx: CliContext, /, output: str) -> None:
+    """Machines that booted but are not nodes yet (by DHCP or the iPXE menu)."""
+    records = ctx.actions.discovered()
+    emit(
+        records,
+        output,
+        ("MAC", "SEEN FIRST", "SEEN LAST", "ARCH", "VENDOR CLASS", "RELAY / PORT"),
+        lambda: [
+            (
+                r["mac"],
+                _when(r["first_seen"]),
+                _when(r["last_seen"]),
+                r.get("client_arch"),
+                r.get("vendor_class"),
+                " ".join(str(r[k]) for k in ("remote_id", "circuit_id") if r.get(k)),
+            )
+            for r in records
+        ],
+    )
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@node.command("adopt")
+@click.argument("mac")
+@click.argument("name")
+@click.option("--profile", help="Profiles for the node, comma separated")
+@click.pass_obj
+def adopt(ctx: CliContext, /, mac: str, name: str, profile: str | None) -> None:
+    """Make discovered machine MAC node NAME (created if it does not exist)."""
+    created = ctx.actions.adopt(mac, name, csv(profile))
+    success(f"{mac} is now node {created.name}")
 
 
 COMMANDS = [node]
