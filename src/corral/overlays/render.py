@@ -119,7 +119,7 @@ def _location(exc: BaseException, root: Path) -> tuple[str | None, int | None]:
     found: tuple[str | None, int | None] = (None, None)
     for frame in traceback.extract_tb(exc.__traceback__):
         path = Path(frame.filename)
-        if path.is_relative_to(root) and frame.filename.endswith(sources.TEMPLATE_SUFFIX):
+        if path.is_relative_to(root):
             found = (path.relative_to(root).as_posix(), frame.lineno)
     return found
 

@@ -116,5 +116,13 @@ def files(source: OverlaySource) -> list[SourceFile]:
             continue
         template = rel.endswith(TEMPLATE_SUFFIX)
         target = "/" + (rel.removesuffix(TEMPLATE_SUFFIX) if template else rel)
-        out.append(SourceFile(rel, target, template, path.stat().st_mode & 0o7777))
+        out.append(SourceFile(rel, target, template, _mode(source, path)))
     return out
+
+
+def _mode(source: OverlaySource, path: Path) -> int:
+    """A user file's own mode; built-ins as git and wheels keep them (0755 or 0644)."""
+    mode = path.stat().st_mode & 0o7777
+    if source.origin == "builtin":
+        return 0o755 if mode & 0o100 else 0o644
+    return mode
