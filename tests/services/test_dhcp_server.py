@@ -202,3 +202,32 @@ def test_config_rejects_unknown_keys_by_name() -> None:
         )
     cfg = load_config(json.loads(json.dumps({"server_ip": "10.0.0.1", "networks": []})))
     assert cfg.server_ip == IP("10.0.0.1")
+
+
+def test_proxy_mode_answers_port_4011_to_the_source() -> None:
+    async def run() -> None:
+        client = _client("127.0.0.1")
+        server = _server(68, proxy=True, proxy_port=0)
+        await server.start()
+        try:
+            dhcp_port, proxy_port = server.bound_ports
+            assert dhcp_port != proxy_port
+            req = Message(
+                xid=0x4011,
+                ciaddr=IP("127.0.0.1"),
+                chaddr=bytes.fromhex("525400aabbce"),
+                options={
+                    Opt.MESSAGE_TYPE: MessageType.REQUEST,
+                    Opt.VENDOR_CLASS: "PXEClient:Arch:00007:UNDI:003016",
+                    Opt.CLIENT_ARCH: (7,),
+                },
+            )
+            client.sendto(build(req), ("127.0.0.1", proxy_port))
+            reply = await _reply(client)
+            assert reply.message_type == MessageType.ACK
+            assert reply.file == "ipxe.efi" and reply.yiaddr == IP(0)
+        finally:
+            server.close()
+            client.close()
+
+    asyncio.run(run())

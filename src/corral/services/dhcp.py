@@ -63,7 +63,7 @@ from corral.protocols.dhcp import (
     parse,
 )
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("corral.services.dhcp")
 
 SIOCSARP = 0x8955
 ATF_COM = 0x02
