@@ -93,6 +93,7 @@ class ClusterHosts:
             return self._known
 
     def _lines(self) -> list[str]:
+        self.keys.ensure(h.name for h in self.hosts)
         out = []
         for host in self.hosts:
             names = ",".join(dict.fromkeys([host.name, host.fqdn, *(a.ip for a in host.addresses)]))

@@ -13,6 +13,8 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +54,15 @@ class HostKeyStore:
         if not self._complete(folder):
             self._generate(node, folder)
         return tuple(self._read(folder, t) for t in self.types)
+
+    def ensure(self, nodes: Iterable[str]) -> None:
+        """Generate the keys of every node that lacks them, several ssh-keygen at once."""
+        missing = [n for n in nodes if not self._complete(self.root / n)]
+        if not missing:
+            return
+        workers = min(len(missing), 2 * (os.cpu_count() or 1), 16)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(self.keys, missing))
 
     def public_keys(self, node: str) -> tuple[str, ...]:
         """The node's public keys without comments, generated on first use."""
