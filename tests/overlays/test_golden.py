@@ -76,3 +76,12 @@ def test_each_builtin_alone_gives_its_part_of_the_golden_output(
         assert rendered.files, f"{overlay} made nothing for {node}"
         for path, file in rendered.files.items():
             assert file.data == expected[path]
+
+
+def test_builtins_have_no_hidden_paths() -> None:
+    """Package data globs skip dot-files: a built-in writes those through file()."""
+    root = sources.BUILTIN_ROOT
+    hidden = [
+        p for p in root.rglob("*") if any(s.startswith(".") for s in p.relative_to(root).parts)
+    ]
+    assert hidden == []
