@@ -14,7 +14,7 @@ import asyncio
 import enum
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -306,5 +306,5 @@ class Console:
     argv: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     unix_socket: str | None = None
-    attach: Callable[[], Awaitable[None]] | None = None
+    attach: Callable[[], Coroutine[Any, Any, None]] | None = None
     description: str = ""

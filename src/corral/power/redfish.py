@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import sushy  # type: ignore[import-untyped]
 from sushy import exceptions as sushy_errors
-from sushy.auth import BasicAuth, SessionOrBasicAuth  # type: ignore[import-untyped]
+from sushy.auth import AuthBase, BasicAuth, SessionOrBasicAuth  # type: ignore[import-untyped]
 
 from corral.power.base import ALL_POWER, Capability, Console, PowerDriver, PowerState, Setting
 from corral.power.errors import FinalError, NotSupported, RetryableError, SettingsError
@@ -29,6 +29,16 @@ STATES = {
     sushy.PowerState.POWERING_OFF: PowerState.ON,
     sushy.PowerState.POWERING_ON: PowerState.OFF,
 }
+
+
+class NoAuth(AuthBase):  # type: ignore[misc]
+    """No credentials: for services that need none (emulators, a BMC on loopback)."""
+
+    def _do_authenticate(self) -> None:
+        pass
+
+    def can_refresh_session(self) -> bool:
+        return False
 
 
 class RedfishDriver(PowerDriver):
@@ -59,7 +69,12 @@ class RedfishDriver(PowerDriver):
         """A new service connection (blocking)."""
         c = self.config
         user, password = c.get("username"), c.get("password")
-        auth = (SessionOrBasicAuth if c.get("auth") == "session" else BasicAuth)(user, password)
+        if user is None:
+            auth: AuthBase = NoAuth()
+        elif c.get("auth") == "session":
+            auth = SessionOrBasicAuth(user, password)
+        else:
+            auth = BasicAuth(user, password)
         return sushy.Sushy(
             c.need("address"),
             auth=auth,
