@@ -8,7 +8,6 @@ namespaces attached to it. Every process started here is killed in `finally`.
 from __future__ import annotations
 
 import json
-import shlex
 import subprocess
 import sys
 import time
@@ -21,6 +20,13 @@ import pytest
 
 from corral.lab.netns import Topology, ns_argv
 from tests.conftest import need_tool
+from tests.helpers.clients import (
+    bridge_lab,
+    run_dhclient,
+    run_udhcpc,
+    stop,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -56,27 +62,6 @@ def _config(tmp: Path, **extra: Any) -> dict[str, Any]:
     return cfg
 
 
-def _wait_for(path: Path, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and path.stat().st_size > 0:
-            return True
-        if proc is not None and proc.poll() is not None:
-            return False
-        time.sleep(0.05)
-    return False
-
-
-def _stop(proc: subprocess.Popen[bytes], *, sig_kill: bool = False) -> None:
-    if proc.poll() is None:
-        proc.kill() if sig_kill else proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
-
-
 @contextmanager
 def dhcp_server(ns: str, tmp: Path, cfg: dict[str, Any]) -> Iterator[subprocess.Popen[bytes]]:
     """`python -m corral.services.dhcp` inside `ns`, stopped on exit."""
@@ -88,68 +73,12 @@ def dhcp_server(ns: str, tmp: Path, cfg: dict[str, Any]) -> Iterator[subprocess.
     argv = ns_argv(ns, [sys.executable, "-m", "corral.services.dhcp", str(conf)])
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
     try:
-        if not _wait_for(ready, 15, proc):
+        if not wait_for(ready, 15, proc):
             pytest.fail(f"dhcp server did not start:\n{(tmp / 'server.log').read_text()}")
         yield proc
     finally:
-        _stop(proc)
+        stop(proc)
         log.close()
-
-
-def _env_file(path: Path) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            env[key] = value.strip("'")
-    return env
-
-
-def _recording_script(tmp: Path, name: str, out: Path, when: str) -> Path:
-    """A client hook script that saves its environment when `when` is true."""
-    script = tmp / name
-    target = shlex.quote(str(out))
-    script.write_text(
-        f"#!/bin/sh\nif {when}; then env > {target}.tmp && mv {target}.tmp {target}; fi\nexit 0\n"
-    )
-    script.chmod(0o755)
-    return script
-
-
-def run_udhcpc(ns: str, tmp: Path, tag: str) -> dict[str, str]:
-    """One busybox udhcpc run (-q: quit once bound, no release); its `bound` env."""
-    out = tmp / f"udhcpc-{tag}.env"
-    script = _recording_script(tmp, f"udhcpc-{tag}.sh", out, '[ "$1" = bound ]')
-    argv = ["udhcpc", "-i", "eth0", "-f", "-q", "-n", "-T", "3", "-t", "3", "-s", str(script)]
-    proc = subprocess.Popen(ns_argv(ns, argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        output, _ = proc.communicate(timeout=30)
-    finally:
-        _stop(proc, sig_kill=True)
-    assert out.exists(), f"udhcpc got no lease:\n{output.decode(errors='replace')}"
-    return _env_file(out)
-
-
-def run_dhclient(ns: str, tmp: Path) -> dict[str, str]:
-    """ISC dhclient in the foreground until its script sees BOUND; then killed."""
-    out = tmp / "dhclient.env"
-    script = _recording_script(tmp, "dhclient.sh", out, '[ "$reason" = BOUND ]')
-    conf = tmp / "dhclient.conf"
-    conf.write_text("timeout 20;\nretry 1;\n")
-    argv = [
-        "dhclient", "-1", "-d", "-v",
-        "-lf", str(tmp / "dhclient.leases"), "-pf", str(tmp / "dhclient.pid"),
-        "-cf", str(conf), "-sf", str(script), "eth0",
-    ]  # fmt: skip
-    log = (tmp / "dhclient.log").open("wb")
-    proc = subprocess.Popen(ns_argv(ns, argv), stdout=log, stderr=subprocess.STDOUT)
-    try:
-        got = _wait_for(out, 30, proc)
-    finally:
-        _stop(proc, sig_kill=True)
-        log.close()
-    assert got, f"dhclient got no lease:\n{(tmp / 'dhclient.log').read_text()}"
-    return _env_file(out)
 
 
 def _discovered(tmp: Path) -> list[dict[str, Any]]:
@@ -159,20 +88,9 @@ def _discovered(tmp: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def _lab(topo: Topology, *macs: str) -> tuple[str, list[str]]:
-    srv = topo.namespace("srv")
-    topo.bridge(srv, "br0", "10.77.0.1/24")
-    clients = []
-    for i, mac in enumerate(macs):
-        ns = topo.namespace(f"c{i}")
-        topo.attach(ns, srv, "br0", mac=mac)
-        clients.append(ns)
-    return srv, clients
-
-
 def test_udhcpc_known_mac_gets_reservation(topo: Topology, tmp_path: Path) -> None:
     need_tool("udhcpc")
-    srv, [cli] = _lab(topo, KNOWN_MAC)
+    srv, [cli] = bridge_lab(topo, KNOWN_MAC)
     with dhcp_server(srv, tmp_path, _config(tmp_path)):
         env = run_udhcpc(cli, tmp_path, "known")
     assert env["ip"] == "10.77.0.11"
@@ -189,7 +107,7 @@ def test_udhcpc_known_mac_gets_reservation(topo: Topology, tmp_path: Path) -> No
 
 def test_dhclient_known_mac_gets_reservation(topo: Topology, tmp_path: Path) -> None:
     need_tool("dhclient")
-    srv, [cli] = _lab(topo, KNOWN_MAC)
+    srv, [cli] = bridge_lab(topo, KNOWN_MAC)
     with dhcp_server(srv, tmp_path, _config(tmp_path)):
         env = run_dhclient(cli, tmp_path)
     assert env["new_ip_address"] == "10.77.0.11"
@@ -200,7 +118,7 @@ def test_dhclient_known_mac_gets_reservation(topo: Topology, tmp_path: Path) -> 
 
 def test_unknown_mac_gets_dynamic_address_and_is_discovered(topo: Topology, tmp_path: Path) -> None:
     need_tool("udhcpc")
-    srv, [cli] = _lab(topo, UNKNOWN_MAC)
+    srv, [cli] = bridge_lab(topo, UNKNOWN_MAC)
     with dhcp_server(srv, tmp_path, _config(tmp_path)):
         env = run_udhcpc(cli, tmp_path, "unknown")
     assert env["ip"] == "10.77.0.100"
@@ -212,7 +130,7 @@ def test_unknown_mac_gets_dynamic_address_and_is_discovered(topo: Topology, tmp_
 
 def test_relayed_request_through_dhcrelay(topo: Topology, tmp_path: Path) -> None:
     need_tool("udhcpc", "dhcrelay")
-    srv, _ = _lab(topo)
+    srv, _ = bridge_lab(topo)
     relay = topo.namespace("rly")
     topo.attach(relay, srv, "br0", address="10.77.0.2/24")
     topo.bridge(relay, "br1", "10.88.0.1/24")
@@ -236,7 +154,7 @@ def test_relayed_request_through_dhcrelay(topo: Topology, tmp_path: Path) -> Non
             time.sleep(1.0)  # dhcrelay opens its sockets
             env = run_udhcpc(cli, tmp_path, "relayed")
         finally:
-            _stop(proc)
+            stop(proc)
             relay_log.close()
     assert env["ip"] == "10.88.0.50"
     assert env["router"].split() == ["10.88.0.1"]
@@ -248,11 +166,11 @@ def test_relayed_request_through_dhcrelay(topo: Topology, tmp_path: Path) -> Non
 
 def test_lease_file_survives_kill_9(topo: Topology, tmp_path: Path) -> None:
     need_tool("udhcpc")
-    srv, [a, b] = _lab(topo, UNKNOWN_MAC, OTHER_MAC)
+    srv, [a, b] = bridge_lab(topo, UNKNOWN_MAC, OTHER_MAC)
     cfg = _config(tmp_path, lease_file=str(tmp_path / "leases.json"))
     with dhcp_server(srv, tmp_path, cfg) as proc:
         first = run_udhcpc(a, tmp_path, "a1")
-        _stop(proc, sig_kill=True)
+        stop(proc, sig_kill=True)
     assert first["ip"] == "10.77.0.100"
     leases = json.loads((tmp_path / "leases.json").read_text())["leases"]
     assert [(x["mac"], x["ip"]) for x in leases] == [(UNKNOWN_MAC, "10.77.0.100")]
@@ -276,7 +194,7 @@ for i in range(int(sys.argv[3])):
 
 def test_server_answers_after_10000_garbage_datagrams(topo: Topology, tmp_path: Path) -> None:
     need_tool("udhcpc")
-    srv, [cli] = _lab(topo, KNOWN_MAC)
+    srv, [cli] = bridge_lab(topo, KNOWN_MAC)
     with dhcp_server(srv, tmp_path, _config(tmp_path)) as proc:
         subprocess.run(
             ["ip", "-n", cli, "addr", "add", "10.77.0.250/24", "dev", "eth0"], check=True

@@ -267,6 +267,10 @@ class DhcpServer:
         self._transports.clear()
         self._sockets.clear()
 
+    async def stop(self) -> None:
+        """`close()` for `corral serve`, which stops every service the same way."""
+        self.close()
+
     # ------------------------------------------------------------ per packet
 
     def handle(self, data: bytes, addr: Address, sock: socket.socket, port: int) -> None:

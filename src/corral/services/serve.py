@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 import logging
 import signal
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Protocol
 
@@ -20,7 +21,16 @@ from aiohttp import web
 
 from corral.app import Corral
 from corral.boot.ipxe_binaries import install_ipxe_binaries
+from corral.protocols.dhcp.leases import MemoryLeaseStore
+from corral.protocols.dhcp.policy import ServerIdentity
 from corral.protocols.tftp.root import TftpRoot
+from corral.services.dhcp import DhcpServer
+from corral.services.dhcp_store import (
+    DbLeaseStore,
+    DbReservations,
+    discovery_recorder,
+    network_configs,
+)
 from corral.services.http.app import HttpServer, make_app
 from corral.services.http.context import HttpContext
 from corral.services.tftp import TftpServer
@@ -62,23 +72,58 @@ class CorralServer:
         self.services: list[Service] = []
         self.http: HttpServer | None = None
         self.tftp: TftpServer | None = None
+        self.dhcp: DhcpServer | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def _make_dhcp(self) -> DhcpServer:
+        opts = self.options
+        store = self.corral.store
+        identity = ServerIdentity(ip=IPv4Address(opts.advertise), http_port=opts.http_port)
+        return DhcpServer(
+            server=identity,
+            networks=network_configs(self.corral.read()),
+            reservations=DbReservations(store),
+            store=MemoryLeaseStore() if opts.proxy_dhcp else DbLeaseStore(store),
+            on_discovered=discovery_recorder(store),
+            proxy=opts.proxy_dhcp,
+            host=opts.address,
+            port=opts.dhcp_port,
+            interface=opts.interface,
+        )
+
+    async def _refresh_networks(self, every: float = 2.0) -> None:
+        """Network changes made with the CLI reach DHCP without a restart."""
+        while self.dhcp is not None:
+            await asyncio.sleep(every)
+            try:
+                configs = tuple(network_configs(await asyncio.to_thread(self.corral.read)))
+            except Exception:  # a busy database must not kill the refresher
+                log.exception("could not refresh networks for DHCP")
+                continue
+            if configs != self.dhcp.ctx.networks:
+                self.dhcp.ctx = replace(self.dhcp.ctx, networks=configs)
+                log.info("dhcp networks updated")
 
     async def start(self) -> None:
         opts = self.options
         token = self.corral.admin_token(create=True)
         assert token is not None
         await asyncio.to_thread(self.corral.store.migrate)
-        ctx = HttpContext(self.corral, token, opts.server_url)
+        tftp_root = opts.tftp_root or self.corral.settings.paths.tftp_root
+        ctx = HttpContext(self.corral, token, opts.server_url, tftp_root)
         self.http = HttpServer(make_app(ctx, opts.extra_routes), opts.address, opts.http_port)
         await self._start(self.http)
         if opts.http_port == 0:  # tests: advertise the port actually bound
             opts.http_port = self.http.port
             ctx.server_url = opts.server_url
+        if opts.dhcp or opts.proxy_dhcp:
+            self.dhcp = await asyncio.to_thread(self._make_dhcp)
+            await self._start(self.dhcp)
+            self._tasks.append(asyncio.create_task(self._refresh_networks()))
         if opts.tftp:
-            root = opts.tftp_root or self.corral.settings.paths.tftp_root
             if opts.tftp_root is None:
-                await asyncio.to_thread(install_ipxe_binaries, root)
-            self.tftp = TftpServer(TftpRoot(root), opts.address, opts.tftp_port)
+                await asyncio.to_thread(install_ipxe_binaries, tftp_root)
+            self.tftp = TftpServer(TftpRoot(tftp_root), opts.address, opts.tftp_port)
             await self._start(self.tftp)
         log.info("corral serving at %s", opts.server_url)
 
@@ -87,6 +132,9 @@ class CorralServer:
         self.services.append(service)
 
     async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        self._tasks.clear()
         while self.services:
             service = self.services.pop()
             with contextlib.suppress(Exception):

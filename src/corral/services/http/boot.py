@@ -8,6 +8,7 @@ that has no MAC yet, so a machine cannot take over a node that has one.
 
 from __future__ import annotations
 
+import logging
 import time
 
 import sqlalchemy as sa
@@ -23,6 +24,7 @@ from corral.store import schema
 from corral.store.inventory import load_node_view, node_name_by_mac
 from corral.store.runtime import record_discovered
 
+log = logging.getLogger("corral.http.boot")
 routes = web.RouteTableDef()
 MENU_LIMIT = 40
 
@@ -80,7 +82,21 @@ def mac_of(request: web.Request) -> str:
 @routes.get("/boot/{mac}.ipxe")
 async def boot_script(request: web.Request) -> web.Response:
     ctx = context_of(request)
-    return ipxe_response(await ctx.run(script_for, ctx, mac_of(request)))
+    mac = mac_of(request)
+    text = await ctx.run(script_for, ctx, mac)
+    log.info("boot script for %s from %s: %s", mac, request.remote, text.splitlines()[1])
+    return ipxe_response(text)
+
+
+@routes.get("/boot/{path:ipxe.efi|snponly.efi|arm64-efi/ipxe.efi}")
+async def firmware_file(request: web.Request) -> web.StreamResponse:
+    """iPXE for UEFI HTTP boot, from the TFTP root (fixed names only)."""
+    ctx = context_of(request)
+    path = ctx.tftp_root / request.match_info["path"]
+    if not path.is_file():
+        raise web.HTTPNotFound(text="not installed: run corral init\n")
+    log.info("firmware %s to %s", request.match_info["path"], request.remote)
+    return web.FileResponse(path)
 
 
 def adopt_unassigned(ctx: HttpContext, mac: str, name: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -20,6 +21,7 @@ class HttpContext:
     corral: Corral
     token: str
     server_url: str
+    tftp_root: Path
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
