@@ -15,6 +15,7 @@ from functools import cached_property
 from typing import TypeVar
 
 from corral.config import Settings
+from corral.inventory.bulk import gc_paused
 from corral.inventory.index import Inventory
 from corral.inventory.models import Cluster
 from corral.inventory.plan import Plan, plan_apply
@@ -34,12 +35,12 @@ class Corral:
         return open_store(self.settings.database_url)
 
     def read(self) -> Inventory:
-        with self.store.transaction() as conn:
+        with self.store.transaction() as conn, gc_paused():
             return load_inventory(conn)
 
     def change(self, action: Callable[[Inventory], T]) -> T:
         """Run `action` on the inventory and save what it changed, atomically."""
-        with self.store.transaction() as conn:
+        with self.store.transaction() as conn, gc_paused():
             before = load_inventory(conn)
             after = before.copy()
             result = action(after)
@@ -47,7 +48,7 @@ class Corral:
             return result
 
     def apply(self, desired: Cluster, prune: bool = False, dry_run: bool = False) -> Plan:
-        with self.store.transaction() as conn:
+        with self.store.transaction() as conn, gc_paused():
             before = load_inventory(conn)
             plan = plan_apply(before, desired, prune=prune)
             if not dry_run:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from corral.cli.context import CliContext
-from corral.cli.output import console, success
+from corral.cli.output import success
 from corral.inventory.errors import InventoryError
 from corral.inventory.fileformat import dump_cluster, load_cluster
 
@@ -31,10 +31,11 @@ def apply(ctx: CliContext, /, path: str, prune: bool, dry_run: bool) -> None:
             raise InventoryError(f"cannot read {path}: {exc.strerror}") from None
     desired = load_cluster(text, name)
     plan = ctx.actions.apply(desired, prune=prune, dry_run=dry_run)
-    for change in plan.changes:
-        console.print(str(change), highlight=False)
+    lines = [str(change) for change in plan.changes]
     if plan.settings_changed:
-        console.print("~ cluster settings", highlight=False)
+        lines.append("~ cluster settings")
+    if lines:  # one write: a rich print per line took a second for 10,000 nodes
+        click.echo("\n".join(lines))
     counts = plan.summary()
     verb = "would be" if dry_run else "were"
     summary = ", ".join(f"{n} {action}d" for action, n in counts.items())

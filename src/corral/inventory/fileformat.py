@@ -16,9 +16,18 @@ from typing import Any, Literal
 import yaml
 from pydantic import ValidationError
 
+from corral.inventory.bulk import gc_paused
 from corral.inventory.errors import InventoryError
 from corral.inventory.hostlists import expand
 from corral.inventory.models import Cluster
+from corral.inventory.yamlload import safe_load
+
+try:
+    from yaml import CSafeDumper as _Dumper
+    from yaml import CSafeLoader as _NodeLoader
+except ImportError:  # PyYAML built without libyaml
+    from yaml import SafeDumper as _Dumper  # type: ignore[assignment]
+    from yaml import SafeLoader as _NodeLoader  # type: ignore[assignment]
 
 Format = Literal["yaml", "json"]
 Path_ = tuple[str | int, ...]
@@ -26,21 +35,22 @@ Path_ = tuple[str | int, ...]
 
 def load_cluster(text: str, filename: str = "<input>") -> Cluster:
     """Parse and validate a cluster file; errors say `file:line: field: problem`."""
+    with gc_paused():
+        return _load_cluster(text, filename)
+
+
+def _load_cluster(text: str, filename: str) -> Cluster:
     try:
-        loader = yaml.SafeLoader(text)
-        try:
-            root = loader.get_single_node()
-            data = loader.construct_document(root) if root is not None else {}
-        finally:
-            loader.dispose()
+        data = safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{filename}:{mark.line + 1}" if mark is not None else filename
         problem = getattr(exc, "problem", None) or str(exc)
         raise InventoryError(f"{where}: malformed YAML: {problem}") from None
+    if data is None:
+        data = {}
     if not isinstance(data, dict):
         raise InventoryError(f"{filename}: expected a mapping with networks/profiles/nodes")
-    lines = dict(_lines(root, ())) if root is not None else {}
     data, origin = _expand_ranges(data, filename)
     try:
         return Cluster.model_validate(data)
@@ -49,7 +59,7 @@ def load_cluster(text: str, filename: str = "<input>") -> Cluster:
         loc: Path_ = tuple(err["loc"])
         if len(loc) >= 2 and loc[0] == "nodes" and isinstance(loc[1], int):
             loc = ("nodes", origin[loc[1]], *loc[2:])
-        line = _nearest_line(lines, loc)
+        line = _nearest_line(_line_numbers(text), loc)
         where = f"{filename}:{line}" if line else filename
         field = ".".join(str(x) for x in loc)
         msg = err["msg"].removeprefix("Value error, ")
@@ -57,6 +67,16 @@ def load_cluster(text: str, filename: str = "<input>") -> Cluster:
         shown = "" if isinstance(bad, dict | list) or bad is None else f" (got {bad!r})"
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
         raise InventoryError(f"{where}: {field}: {msg}{shown}{more}") from None
+
+
+def _line_numbers(text: str) -> dict[Path_, int]:
+    """The line of every key and item (composed again: only needed on an error)."""
+    loader = _NodeLoader(text)
+    try:
+        root = loader.get_single_node()
+    finally:
+        loader.dispose()
+    return dict(_lines(root, ())) if root is not None else {}
 
 
 def _lines(node: yaml.Node, path: Path_) -> Iterator[tuple[Path_, int]]:
@@ -117,7 +137,8 @@ def public_dict(cluster: Cluster) -> dict[str, Any]:
 
 
 def dump_cluster(cluster: Cluster, fmt: Format = "yaml") -> str:
-    data = public_dict(cluster)
-    if fmt == "json":
-        return json.dumps(data, indent=2) + "\n"
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=100)
+    with gc_paused():
+        data = public_dict(cluster)
+        if fmt == "json":
+            return json.dumps(data, indent=2) + "\n"
+        return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100)
