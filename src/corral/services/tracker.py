@@ -129,7 +129,8 @@ class Swarm:
         peer = self.peers.get(a.address)
         if a.event == "stopped":
             if peer is not None and not peer.server:
-                self.uploaded_by_gone += self.peers.pop(a.address).uploaded
+                del self.peers[a.address]
+                self.uploaded_by_gone += max(peer.uploaded, a.uploaded)
             return None
         if peer is None:
             peer = Peer(a.ip, a.port, first_seen=now)
