@@ -1,0 +1,179 @@
+"""Node states for admins: `/api/v1/status` and the `/api/v1/events` stream.
+
+`/api/v1/events` is server-sent events (text/event-stream): one `state`
+event per state change, `id:` being the row id in the `events` table, so a
+client that reconnects with `Last-Event-ID` (or `?since=ID`) gets exactly the
+events it missed. Without either it starts with the next change.
+
+Streams are woken by the `EventHub` as soon as this server records a change
+(`publish`, called by the handler that recorded it), and read the table every
+`POLL_SECONDS` as well, for changes written by other processes (the CLI, a
+second server on the same PostgreSQL). Either way the table is the source of
+what is sent, so nothing is sent twice or out of order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from typing import Any
+
+from aiohttp import web
+
+from corral.inventory.errors import InventoryError, NotFound
+from corral.inventory.hostlists import expand
+from corral.services.http.context import CONTEXT, HttpContext, context_of
+from corral.store.status import events_since, last_event_id, list_status
+
+routes = web.RouteTableDef()
+POLL_SECONDS = 1.0
+KEEPALIVE_SECONDS = 15.0
+BATCH = 500
+Data = dict[str, Any]
+
+
+class EventHub:
+    """Wakes every open stream when this server records a change."""
+
+    def __init__(self) -> None:
+        self._waiters: set[asyncio.Event] = set()
+        self.closing = asyncio.Event()
+
+    def subscribe(self) -> asyncio.Event:
+        wake = asyncio.Event()
+        self._waiters.add(wake)
+        return wake
+
+    def unsubscribe(self, wake: asyncio.Event) -> None:
+        self._waiters.discard(wake)
+
+    def publish(self) -> None:
+        for wake in self._waiters:
+            wake.set()
+
+    def close(self) -> None:
+        """Server shutdown: end every stream now rather than at the shutdown timeout."""
+        self.closing.set()
+        self.publish()
+
+
+def hub_of(ctx: HttpContext) -> EventHub:
+    hub = ctx.extra.get("event_hub")
+    if not isinstance(hub, EventHub):
+        hub = ctx.extra["event_hub"] = EventHub()
+    return hub
+
+
+def publish(ctx: HttpContext, event: Data | None) -> None:
+    """Tell open streams that `event` was recorded (None: nothing changed)."""
+    if event is not None:
+        hub_of(ctx).publish()
+
+
+async def close_streams(app: web.Application) -> None:
+    """`app.on_shutdown` hook: end open event streams so shutdown does not wait on them."""
+    hub_of(app[CONTEXT]).close()
+
+
+def names_query(request: web.Request) -> list[str] | None:
+    pattern = request.query.get("names")
+    return expand(pattern) if pattern else None
+
+
+def status_of(ctx: HttpContext, names: list[str] | None) -> list[Data]:
+    with ctx.corral.store.transaction() as conn:
+        rows = list_status(conn, names)
+    if names is not None and len(rows) < len(set(names)):
+        missing = sorted(set(names) - {r["node"] for r in rows})
+        raise NotFound(f"no such node: {', '.join(missing)}")
+    return rows
+
+
+@routes.get("/api/v1/status")
+async def get_status(request: web.Request) -> web.Response:
+    ctx = context_of(request)
+    return web.json_response(await ctx.run(status_of, ctx, names_query(request)))
+
+
+def read_events(ctx: HttpContext, after: int, limit: int = BATCH) -> list[Data]:
+    with ctx.corral.store.transaction() as conn:
+        return events_since(conn, after, limit)
+
+
+def read_last_id(ctx: HttpContext) -> int:
+    with ctx.corral.store.transaction() as conn:
+        return last_event_id(conn)
+
+
+def cursor_of(request: web.Request) -> int | None:
+    """Where to resume: `Last-Event-ID`, else `?since=`, else None (from now on)."""
+    text = request.headers.get("Last-Event-ID") or request.query.get("since")
+    if text is None or text == "":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise InventoryError(f"event id {text!r} is not a number") from None
+    return max(value, 0)
+
+
+def sse(event: Data) -> bytes:
+    body = json.dumps(event, separators=(",", ":"))
+    return f"id: {event['id']}\nevent: {event['kind']}\ndata: {body}\n\n".encode()
+
+
+@routes.get("/api/v1/events")
+async def get_events(request: web.Request) -> web.StreamResponse:
+    ctx = context_of(request)
+    cursor = cursor_of(request)
+    if request.query.get("format") == "json":
+        limit = min(int(request.query.get("limit", BATCH)), 10 * BATCH)
+        return web.json_response(await ctx.run(read_events, ctx, cursor or 0, limit))
+    if cursor is None:
+        cursor = await ctx.run(read_last_id, ctx)
+    return await stream(request, ctx, cursor)
+
+
+async def stream(request: web.Request, ctx: HttpContext, cursor: int) -> web.StreamResponse:
+    hub = hub_of(ctx)
+    wake = hub.subscribe()
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",
+        }
+    )
+    try:
+        await response.prepare(request)
+        await response.write(b"retry: 2000\n\n")
+        await pump(response, ctx, hub, wake, cursor)
+    except ConnectionResetError:  # the client went away
+        pass
+    finally:
+        hub.unsubscribe(wake)
+    return response
+
+
+async def pump(
+    response: web.StreamResponse, ctx: HttpContext, hub: EventHub, wake: asyncio.Event, cursor: int
+) -> None:
+    """Send events after `cursor` until the client leaves or the server stops."""
+    quiet_since = time.monotonic()
+    while not hub.closing.is_set():
+        wake.clear()
+        events = await ctx.run(read_events, ctx, cursor)
+        for event in events:
+            await response.write(sse(event))
+            cursor = event["id"]
+        if events:
+            quiet_since = time.monotonic()
+            if len(events) == BATCH:
+                continue
+        elif time.monotonic() - quiet_since > KEEPALIVE_SECONDS:
+            await response.write(b": keepalive\n\n")
+            quiet_since = time.monotonic()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), POLL_SECONDS)
