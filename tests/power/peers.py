@@ -98,15 +98,33 @@ class IpmiBmc:
     def ipmitool(self, *args: str) -> str:
         """ipmitool's own view, run independently of the driver under test."""
         host, port = self.address.split(":")
-        argv = ["ipmitool", "-I", "lanplus", "-C", "3", "-N", "1", "-R", "2", "-H", host, "-p", port]
+        argv = [
+            "ipmitool",
+            "-I",
+            "lanplus",
+            "-C",
+            "3",
+            "-N",
+            "1",
+            "-R",
+            "2",
+            "-H",
+            host,
+            "-p",
+            port,
+        ]
         argv += ["-U", self.user, "-E", *args]
         env = {**os.environ, "IPMI_PASSWORD": self.password}
-        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=20)
+        done = subprocess.run(
+            argv, check=False, env=env, capture_output=True, text=True, timeout=20
+        )
         return done.stdout + done.stderr
 
 
 @contextlib.contextmanager
-def ipmi_sim(workdir: Path, user: str = "admin", password: str = "s3cret-pass") -> Iterator[IpmiBmc]:
+def ipmi_sim(
+    workdir: Path, user: str = "admin", password: str = "s3cret-pass"
+) -> Iterator[IpmiBmc]:
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port(socket.SOCK_DGRAM)
     state = workdir / "power"
@@ -123,7 +141,9 @@ def ipmi_sim(workdir: Path, user: str = "admin", password: str = "s3cret-pass") 
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     try:
         bmc = IpmiBmc(f"127.0.0.1:{port}", user, password, state)
-        wait_until(lambda: "Chassis Power" in bmc.ipmitool("chassis", "power", "status"), 20, "ipmi_sim")
+        wait_until(
+            lambda: "Chassis Power" in bmc.ipmitool("chassis", "power", "status"), 20, "ipmi_sim"
+        )
         yield bmc
     finally:
         stop(proc)

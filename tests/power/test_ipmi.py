@@ -11,7 +11,16 @@ import pytest
 from pydantic import SecretStr
 
 from corral.inventory.models import PowerSettings
-from corral.power import Action, FinalError, PowerError, PowerState, PowerTarget, Runtime, make_driver, run_power
+from corral.power import (
+    Action,
+    FinalError,
+    PowerError,
+    PowerState,
+    PowerTarget,
+    Runtime,
+    make_driver,
+    run_power,
+)
 from corral.power.ipmi import IpmiDriver
 from tests.conftest import need_tool
 from tests.power.peers import IpmiBmc, ipmi_sim

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import click
 
-from corral.app import Corral
+from corral.cli.context import CliContext
 from corral.cli.output import err_console
 from corral.inventory.ops import get
 from corral.power.base import Console
@@ -31,9 +31,9 @@ ESCAPE = b"\x1d"  # Ctrl-]
 @click.command("console")
 @click.argument("node")
 @click.pass_obj
-def console(app: Corral, /, node: str) -> None:
+def console(ctx: CliContext, /, node: str) -> None:
     """Attach to NODE's serial console (IPMI SOL, Redfish, Turing Pi UART, QEMU)."""
-    inv = app.read()
+    inv = ctx.app.read()  # BMC passwords: only the local store has them
     get(inv.nodes, node, "node")
     try:
         plan = make_driver(node, inv.effective(node).settings.power).console()

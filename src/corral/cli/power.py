@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from corral.app import Corral
+from corral.cli.context import CliContext
 from corral.cli.output import emit, err_console, output_option
 from corral.inventory.hostlists import expand
 from corral.power.run import DEFAULT_CONCURRENCY, Action, PowerResult, run_power, targets_for
@@ -34,9 +34,9 @@ def _command(action: Action, help_text: str) -> click.Command:
     )
     @output_option
     @click.pass_obj
-    def command(app: Corral, /, targets: str, concurrency: int, output: str) -> None:
+    def command(ctx: CliContext, /, targets: str, concurrency: int, output: str) -> None:
         names = expand(targets)
-        inv = app.read()
+        inv = ctx.app.read()  # BMC passwords: only the local store has them
         started = time.monotonic()
         results = asyncio.run(run_power(targets_for(inv, names), action, concurrency))
         show_results(results, output, time.monotonic() - started, concurrency)

@@ -150,7 +150,8 @@ class Runtime:
     locks: dict[Any, asyncio.Lock] = field(default_factory=dict)
 
     def lock(self, key: Any) -> asyncio.Lock:
-        return self.locks.setdefault(key, asyncio.Lock())
+        """One lock per key and event loop (a runtime may outlive one `asyncio.run`)."""
+        return self.locks.setdefault((id(asyncio.get_running_loop()), key), asyncio.Lock())
 
 
 class PowerDriver(ABC):

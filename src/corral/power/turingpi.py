@@ -58,15 +58,17 @@ class TuringPiDriver(PowerDriver):
         verify = self.config.flag("verify_tls")
         return aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(ssl=verify))
 
-    async def _token(self, http: aiohttp.ClientSession, fresh: bool = False) -> str | None:
+    async def _token(self, http: aiohttp.ClientSession, stale: str | None = None) -> str | None:
+        """The board's token for this run; a new one if the cached one is `stale`."""
         user, password = self.config.get("username"), self.config.get("password")
         if password is None:
             return None
         key = ("turingpi-token", self.base, user)
+        shared = self.runtime.shared
         async with self.runtime.lock(key):
-            if fresh or key not in self.runtime.shared:
-                self.runtime.shared[key] = await self._authenticate(http, user or "", password)
-        return str(self.runtime.shared[key])
+            if key not in shared or (stale is not None and shared[key] == stale):
+                shared[key] = await self._authenticate(http, user or "", password)
+        return str(shared[key])
 
     async def _authenticate(self, http: aiohttp.ClientSession, user: str, password: str) -> str:
         url = f"{self.base}/api/bmc/authenticate"
@@ -88,21 +90,27 @@ class TuringPiDriver(PowerDriver):
         params = {"opt": opt, "type": type_, **args}
         try:
             async with self._session() as http:
-                for fresh in (False, True):
-                    token = await self._token(http, fresh)
-                    headers = {"Authorization": f"Bearer {token}"} if token else {}
-                    async with http.get(
-                        f"{self.base}/api/bmc", params=params, headers=headers
-                    ) as r:
-                        if r.status == 401 and not fresh and token:
-                            continue
-                        body = await r.json(content_type=None)
-                        return self._answer(r.status, body, type_)
+                status, body = await self._get(http, params)
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
             raise RetryableError(f"node {self.config.node}: {self.base}: {exc}") from None
         except (aiohttp.ClientError, ValueError) as exc:
             raise RetryableError(f"node {self.config.node}: bad answer: {exc}") from None
-        raise FinalError(f"node {self.config.node}: the board refused the token")
+        return self._answer(status, body, type_)
+
+    async def _get(self, http: aiohttp.ClientSession, params: dict[str, str]) -> tuple[int, Any]:
+        """GET with the board's token; on 401 once more with a new token."""
+        stale: str | None = None
+        for last in (False, True):
+            token = await self._token(http, stale)
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            async with http.get(f"{self.base}/api/bmc", params=params, headers=headers) as r:
+                if r.status == 401 and token and not last:
+                    stale = token
+                    continue
+                if r.status == 401:
+                    raise FinalError(f"node {self.config.node}: the board refused the token")
+                return r.status, await r.json(content_type=None)
+        raise AssertionError("unreachable")
 
     def _answer(self, status: int, body: Any, type_: str) -> Any:
         try:
