@@ -158,7 +158,8 @@ def attach_primary(inv: Inventory, nodes: list[Node], mac: str | None, ip: str |
             taken = taken_on(net_name, inv.nodes.values())
             addresses = list(allocate(network, taken, len(members)))
         for node, address in zip(members, addresses, strict=True):
-            iface = build(Interface, {"network": net_name, "mac": mac, "ip": address}, node.name)
+            data = {"network": net_name, "mac": mac, "ip": address}
+            iface = build(Interface, data, f"node {node.name}: interfaces")
             inv.nodes[node.name] = node.model_copy(update={"interfaces": [*node.interfaces, iface]})
 
 
