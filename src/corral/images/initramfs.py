@@ -1,0 +1,167 @@
+"""corral's initramfs: the small first stage that fetches and unpacks the image.
+
+Contents: busybox (Debian's busybox-static), aria2c and zstd with the shared
+libraries ldd names for them, the image's own kernel modules for NICs and
+storage (so drivers always match the kernel that boots), and the init
+script from `corral/agent/init`, or a placeholder that prints a marker and
+powers off when that script does not exist yet. Written as cpio newc with
+root owners and zero mtimes (the same inputs give the same bytes), then
+compressed with zstd when the kernel's config says it can unpack that,
+gzip otherwise.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import stat
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from corral.images import modules, tools
+from corral.images.archive import Sink
+from corral.images.cpio import CpioWriter
+from corral.images.errors import ImageError
+from corral.images.pack import ZstdSink
+from corral.images.records import Initramfs
+from corral.images.store import new_artifact
+
+AGENT_INIT = Path(__file__).resolve().parent.parent / "agent" / "init"
+PROGRAMS = {"aria2c": "aria2", "zstd": "zstd"}
+BUSYBOX = ("/bin/busybox", "/usr/bin/busybox")
+PLACEHOLDER_MARKER = "CORRAL-INITRAMFS-PLACEHOLDER"
+PLACEHOLDER_INIT = f"""#!/bin/sh
+# corral placeholder init: replaced by corral/agent/init once that exists.
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+echo "{PLACEHOLDER_MARKER} kernel=$(uname -r)"
+poweroff -f
+"""
+DIRS = ("bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "run", "tmp", "newroot")
+
+
+@dataclass(frozen=True)
+class KernelSource:
+    """The kernel of an image that the initramfs is built for."""
+
+    root: Path  # the image tree
+    version: str
+
+    @property
+    def modules_dir(self) -> Path:
+        return self.root / "lib" / "modules" / self.version
+
+    def config(self) -> str:
+        path = self.root / "boot" / f"config-{self.version}"
+        return path.read_text(errors="replace") if path.is_file() else ""
+
+
+def shared_libraries(binary: Path) -> list[Path]:
+    """The files the dynamic loader maps for `binary` (none for a static one)."""
+    proc = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        if "not a dynamic executable" in proc.stdout + proc.stderr:
+            return []
+        raise ImageError(f"ldd {binary} failed: {proc.stderr.strip()}")
+    libs = []
+    for line in proc.stdout.splitlines():
+        words = line.split()
+        path = words[2] if "=>" in words and len(words) > 2 else words[0] if words else ""
+        if path.startswith("/"):
+            libs.append(Path(path))
+    return libs
+
+
+def install_binary(stage: Path, source: Path, dest: str) -> None:
+    """Copy a program and its libraries into `stage` at the same paths as on the host."""
+    target = stage / dest.lstrip("/")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(source, target)
+    for lib in shared_libraries(source):
+        lib_target = stage / str(lib).lstrip("/")
+        if not lib_target.exists():
+            lib_target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(lib, lib_target)
+
+
+def install_busybox(stage: Path) -> None:
+    busybox = next((Path(p) for p in BUSYBOX if Path(p).is_file()), None)
+    if busybox is None:
+        raise ImageError("busybox is not installed (Debian package busybox-static)")
+    install_binary(stage, busybox, "bin/busybox")
+    applets = tools.run([str(busybox), "--list-full"]).split()
+    for applet in applets:
+        link = stage / applet
+        if not link.exists():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(os.path.relpath(stage / "bin/busybox", link.parent))
+
+
+def install_init(stage: Path) -> str:
+    init = stage / "init"
+    if AGENT_INIT.is_file():
+        shutil.copy(AGENT_INIT, init)
+        kind = "agent"
+    else:
+        init.write_text(PLACEHOLDER_INIT)
+        kind = "placeholder"
+    init.chmod(0o755)
+    return kind
+
+
+def populate(stage: Path, kernel: KernelSource) -> tuple[str, list[str], list[str]]:
+    """Fill `stage`; return (init kind, modules included, modules missing)."""
+    for d in DIRS:
+        (stage / d).mkdir(parents=True, exist_ok=True)
+    install_busybox(stage)
+    for program, package in PROGRAMS.items():
+        install_binary(stage, Path(tools.require(program, package)), f"usr/bin/{program}")
+    libdirs = sorted({str(p.parent.relative_to(stage)) for p in stage.rglob("*.so*")})
+    (stage / "etc/ld.so.conf").write_text("".join(f"/{d}\n" for d in libdirs))
+    tools.run([tools.require("ldconfig", "libc-bin"), "-r", str(stage)])
+    tree = modules.ModuleTree(kernel.modules_dir)
+    chosen, missing = tree.closure(modules.BOOT_MODULES)
+    modules.copy_modules(tree, chosen, stage, kernel.version)
+    (stage / "etc/corral-kernel").write_text(kernel.version + "\n")
+    return install_init(stage), sorted(chosen), missing
+
+
+def compression(kernel: KernelSource) -> str:
+    return "zstd" if "CONFIG_RD_ZSTD=y" in kernel.config() else "gzip"
+
+
+def write_cpio(home: Path, stage: Path, fmt: str) -> Initramfs:
+    with new_artifact(home) as out:
+        if fmt == "zstd":
+            sink = ZstdSink(out, level=9)
+            _cpio_with_devices(sink, stage)
+            sink.close()
+        else:
+            with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6, mtime=0) as gz:
+                _cpio_with_devices(gz, stage)
+        art = out.commit(home, f"cpio+{fmt}")
+    return Initramfs(**art.model_dump())
+
+
+def _cpio_with_devices(sink: Sink, stage: Path) -> None:
+    writer = CpioWriter(sink, mtime=0)
+    writer.add_tree(stage)
+    writer.add_device("dev/console", stat.S_IFCHR | 0o600, 5, 1)
+    writer.add_device("dev/null", stat.S_IFCHR | 0o666, 1, 3)
+    writer.close()
+
+
+def build_initramfs(home: Path, kernel: KernelSource) -> Initramfs:
+    """Build the initramfs for `kernel` into the artifact store."""
+    (home / "artifacts").mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=home / "artifacts", prefix=".initramfs-") as tmp:
+        stage = Path(tmp) / "root"
+        stage.mkdir()
+        init_kind, included, missing = populate(stage, kernel)
+        record = write_cpio(home, stage, compression(kernel))
+    return record.model_copy(update={"modules": included, "missing": missing, "init": init_kind})

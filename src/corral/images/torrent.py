@@ -1,0 +1,73 @@
+"""The .torrent of a packed image, made with libtorrent.
+
+v1 only (aria2c, the initramfs client, speaks v1), private (no DHT or PEX:
+peers come from corral's tracker alone), one file, the tracker and web seed
+both on corral's HTTP server. The piece size grows with the image so that a
+torrent has about a thousand pieces: small enough pieces to spread early
+among booting peers, few enough that the metadata stays small.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import libtorrent as lt
+
+MIN_PIECE = 256 << 10
+MAX_PIECE = 16 << 20
+TARGET_PIECES = 1024
+
+
+def piece_size(size: int) -> int:
+    """Power of two near size/1024, between 256 KiB and 16 MiB."""
+    piece = MIN_PIECE
+    while piece < MAX_PIECE and size > piece * TARGET_PIECES:
+        piece *= 2
+    return piece
+
+
+def tracker_url(server_url: str) -> str:
+    return f"{server_url.rstrip('/')}/announce"
+
+
+def web_seed_url(server_url: str, sha256: str) -> str:
+    return f"{server_url.rstrip('/')}/artifacts/{sha256}"
+
+
+@dataclass(frozen=True)
+class TorrentFile:
+    data: bytes
+    info_hash: str
+    piece_size: int
+    tracker: str
+    web_seed: str
+
+
+def piece_hashes(path: Path, piece: int) -> list[bytes]:
+    hashes = []
+    with path.open("rb", buffering=0) as fh:
+        while block := fh.read(piece):
+            hashes.append(hashlib.sha1(block, usedforsecurity=False).digest())
+    return hashes
+
+
+def make_torrent(path: Path, filename: str, sha256: str, server_url: str) -> TorrentFile:
+    """A torrent for the file at `path`, served by corral at `server_url` (http://HOST:PORT)."""
+    size = path.stat().st_size
+    piece = piece_size(size)
+    fs = lt.file_storage()
+    fs.add_file(filename, size)
+    ct = lt.create_torrent(fs, piece, lt.create_torrent.v1_only)
+    for index, digest in enumerate(piece_hashes(path, piece)):
+        ct.set_hash(index, digest)
+    tracker, seed = tracker_url(server_url), web_seed_url(server_url, sha256)
+    ct.set_priv(True)
+    ct.add_tracker(tracker)
+    ct.add_url_seed(seed)
+    ct.set_creator("corral")
+    ct.set_creation_date(0)
+    data = lt.bencode(ct.generate())
+    info_hash = str(lt.torrent_info(data).info_hash())
+    return TorrentFile(data, info_hash, piece, tracker, seed)
