@@ -1,7 +1,8 @@
 """Declarative apply: the plan that turns the current inventory into the file's.
 
 A record named in the file replaces the stored one (a secret the file leaves
-out is kept, since exports never carry secrets); records missing from the file
+out is kept, since exports never carry secrets, and so are the interfaces of a
+node entry that has no `interfaces` key); records missing from the file
 stay unless `prune` is set. The plan is data, so `--dry-run` prints it and the
 real run executes exactly what was printed.
 """
@@ -62,7 +63,13 @@ R = TypeVar("R", Profile, Node)
 
 
 def _with_secrets(old: R, new: R) -> R:
-    return new.model_copy(update={"power": _keep_secret(old.power, new.power)})
+    update: dict[str, object] = {"power": _keep_secret(old.power, new.power)}
+    if isinstance(old, Node) and "interfaces" not in new.model_fields_set:
+        # A node entry without `interfaces` keeps the addresses and MACs it has: else
+        # re-applying a hand-written file would drop MACs set with `corral node set`
+        # and hand the nodes new addresses.
+        update["interfaces"] = old.interfaces
+    return new.model_copy(update=update)
 
 
 def _fields_changed(old: BaseModel, new: BaseModel) -> tuple[str, ...]:
