@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from corral import states
-from corral.inventory.errors import Conflict
+from corral.inventory.errors import Conflict, NotFound
 from corral.store import schema
 from corral.store.runtime import upsert
 
@@ -134,6 +134,18 @@ def list_status(conn: Connection, names: Iterable[str] | None = None) -> list[Da
         else:
             out.append(status_dict(name, row.state, row.since, row.data))
     return out
+
+
+def status_of_nodes(conn: Connection, names: list[str] | None = None) -> list[Data]:
+    """`list_status`, refusing names that are not nodes.
+
+    :raises NotFound: naming every missing node.
+    """
+    rows = list_status(conn, names)
+    if names is not None and len(rows) < len(set(names)):
+        missing = sorted(set(names) - {r["node"] for r in rows})
+        raise NotFound(f"no such node: {', '.join(missing)}")
+    return rows
 
 
 def event_dict(row: sa.Row[Any]) -> Data:

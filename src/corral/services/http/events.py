@@ -22,10 +22,10 @@ from typing import Any
 
 from aiohttp import web
 
-from corral.inventory.errors import InventoryError, NotFound
+from corral.inventory.errors import InventoryError
 from corral.inventory.hostlists import expand
 from corral.services.http.context import CONTEXT, HttpContext, context_of
-from corral.store.status import events_since, last_event_id, list_status
+from corral.store.status import events_since, last_event_id
 
 routes = web.RouteTableDef()
 POLL_SECONDS = 1.0
@@ -82,19 +82,10 @@ def names_query(request: web.Request) -> list[str] | None:
     return expand(pattern) if pattern else None
 
 
-def status_of(ctx: HttpContext, names: list[str] | None) -> list[Data]:
-    with ctx.corral.store.transaction() as conn:
-        rows = list_status(conn, names)
-    if names is not None and len(rows) < len(set(names)):
-        missing = sorted(set(names) - {r["node"] for r in rows})
-        raise NotFound(f"no such node: {', '.join(missing)}")
-    return rows
-
-
 @routes.get("/api/v1/status")
 async def get_status(request: web.Request) -> web.Response:
     ctx = context_of(request)
-    return web.json_response(await ctx.run(status_of, ctx, names_query(request)))
+    return web.json_response(await ctx.run(ctx.actions.status, names_query(request)))
 
 
 def read_events(ctx: HttpContext, after: int, limit: int = BATCH) -> list[Data]:
