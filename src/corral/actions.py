@@ -19,6 +19,7 @@ from corral.inventory.plan import Plan
 from corral.inventory.types import check_mac_or_error
 from corral.store.inventory import load_inventory, save_inventory
 from corral.store.runtime import forget_discovered, list_discovered
+from corral.store.status import events_since, status_of_nodes
 
 Data = dict[str, Any]
 
@@ -41,6 +42,8 @@ class Actions(Protocol):
     def apply(self, desired: Cluster, prune: bool = False, dry_run: bool = False) -> Plan: ...
     def discovered(self) -> list[Data]: ...
     def adopt(self, mac: str, name: str, profiles: list[str] | None = None) -> Node: ...
+    def status(self, names: list[str] | None = None) -> list[Data]: ...
+    def events(self, since: int = 0, limit: int = 1000) -> list[Data]: ...
 
 
 class LocalActions:
@@ -108,6 +111,16 @@ class LocalActions:
             save_inventory(conn, before, after)
             forget_discovered(conn, mac)
         return node
+
+    def status(self, names: list[str] | None = None) -> list[Data]:
+        """Each node's state (all nodes, or `names`); see `corral.states`."""
+        with self.app.store.transaction() as conn:
+            return status_of_nodes(conn, names)
+
+    def events(self, since: int = 0, limit: int = 1000) -> list[Data]:
+        """State-change events with an id above `since`, oldest first."""
+        with self.app.store.transaction() as conn:
+            return events_since(conn, since, limit)
 
 
 def inventory_data(inv: Inventory) -> Data:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
 from corral.inventory.errors import Conflict, InventoryError, NotFound
+from corral.inventory.hostlists import compress
 from corral.inventory.index import Inventory
 from corral.inventory.models import Cluster, Network, Node, Profile
 from corral.inventory.plan import Change, Plan
@@ -107,3 +109,13 @@ class RemoteActions:
     def adopt(self, mac: str, name: str, profiles: list[str] | None = None) -> Node:
         body = {"mac": mac, "name": name, "profiles": profiles}
         return Node.model_validate(self._call("POST", "/discovered/adopt", body))
+
+    def status(self, names: list[str] | None = None) -> list[Data]:
+        query = "?" + urllib.parse.urlencode({"names": compress(names)}) if names else ""
+        result: list[Data] = self._call("GET", f"/status{query}")
+        return result
+
+    def events(self, since: int = 0, limit: int = 1000) -> list[Data]:
+        query = urllib.parse.urlencode({"format": "json", "since": since, "limit": limit})
+        result: list[Data] = self._call("GET", f"/events?{query}")
+        return result
