@@ -22,11 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from corral.app import Corral  # noqa: E402
-from corral.config import Settings  # noqa: E402
-from corral.inventory.index import Inventory  # noqa: E402
-from corral.inventory.models import Node, PowerSettings  # noqa: E402
-from tests.power.peers import fake_systems, sushy_emulator  # noqa: E402
+from tests.power.peers import fake_systems, sushy_emulator
+
+from corral.app import Corral
+from corral.config import Settings
+from corral.inventory.index import Inventory
+from corral.inventory.models import Node, PowerSettings
 
 
 def populate(home: Path, urls: list[str], systems: list[list[dict[str, object]]], n: int) -> None:
