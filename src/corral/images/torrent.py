@@ -57,9 +57,8 @@ def make_torrent(path: Path, filename: str, sha256: str, server_url: str) -> Tor
     """A torrent for the file at `path`, served by corral at `server_url` (http://HOST:PORT)."""
     size = path.stat().st_size
     piece = piece_size(size)
-    fs = lt.file_storage()
-    fs.add_file(filename, size)
-    ct = lt.create_torrent(fs, piece, lt.create_torrent.v1_only)
+    entry = lt.create_file_entry(filename, size)
+    ct = lt.create_torrent([entry], piece, lt.create_torrent.v1_only)
     for index, digest in enumerate(piece_hashes(path, piece)):
         ct.set_hash(index, digest)
     tracker, seed = tracker_url(server_url), web_seed_url(server_url, sha256)

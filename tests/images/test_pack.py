@@ -1,0 +1,148 @@
+"""`pack_image`: content-addressed artifacts, rebuilt only when the image changed."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from pathlib import Path
+
+import libtorrent as lt
+import pytest
+import zstandard
+
+from corral.app import Corral
+from corral.images import api
+from corral.images.artifacts import gc_artifacts, pack_image
+from corral.images.errors import ImageError, NoKernel
+from corral.images.initramfs import PLACEHOLDER_MARKER
+from corral.images.records import Artifacts, Image, artifact_path
+
+URL = "http://10.9.0.1:8080"
+
+
+def artifact_files(app: Corral) -> list[str]:
+    return sorted(p.name for p in app.settings.paths.artifacts.iterdir())
+
+
+@pytest.fixture
+def packed(app: Corral, tiny: Image) -> Artifacts:
+    return pack_image(app, "tiny", URL)
+
+
+def test_every_artifact_is_named_by_its_sha256(app: Corral, packed: Artifacts) -> None:
+    home = app.settings.paths.home
+    for art in packed.files():
+        path = artifact_path(home, art.sha256)
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == art.sha256
+        assert path.stat().st_size == art.size
+    assert artifact_files(app) == sorted(f.sha256 for f in packed.files())
+    assert api.get_image(app, "tiny").artifacts == packed
+
+
+def test_torrent_is_private_v1_with_tracker_and_web_seed(app: Corral, packed: Artifacts) -> None:
+    home = app.settings.paths.home
+    data = packed.torrent.path(home).read_bytes()
+    info = lt.torrent_info(data)
+    assert info.priv()
+    assert str(info.info_hash()) == packed.torrent.info_hash
+    assert info.total_size() == packed.image.size
+    assert info.piece_length() == packed.torrent.piece_size
+    raw = lt.bdecode(data)
+    assert raw[b"announce"] == f"{URL}/announce".encode()
+    assert raw[b"url-list"] == f"{URL}/artifacts/{packed.image.sha256}".encode()
+    assert b"piece layers" not in raw and b"meta version" not in raw[b"info"]  # v1 only
+
+
+def test_image_artifact_unpacks_to_the_image(
+    app: Corral, packed: Artifacts, tmp_path: Path
+) -> None:
+    data = packed.image.path(app.settings.paths.home).read_bytes()
+    raw = zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    assert "sha256:" + hashlib.sha256(raw).hexdigest() == packed.digest
+    subprocess.run(["tar", "-x", "-C", str(tmp_path)], input=raw, check=True)
+    assert (tmp_path / "bin/busybox").read_bytes() == (
+        api.rootfs(app, "tiny") / "bin/busybox"
+    ).read_bytes()
+
+
+def test_initramfs_runs_aria2c_and_has_the_image_modules(
+    app: Corral, packed: Artifacts, tmp_path: Path, root_only: None
+) -> None:
+    data = packed.initramfs.path(app.settings.paths.home).read_bytes()
+    assert packed.initramfs.format == "cpio+zstd"
+    raw = zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    subprocess.run(["cpio", "-id", "--quiet"], input=raw, cwd=tmp_path, check=True)
+    assert PLACEHOLDER_MARKER in (tmp_path / "init").read_text()
+    version = packed.kernel_version
+    moddir = tmp_path / "lib/modules" / version
+    assert "virtio_net" in packed.initramfs.modules and "e1000" in packed.initramfs.modules
+    assert "virtio_net.ko:" in (moddir / "modules.dep").read_text().replace(
+        "kernel/drivers/net/", ""
+    )
+    for program in (["/usr/bin/aria2c", "--version"], ["/usr/bin/zstd", "--version"]):
+        out = subprocess.run(["chroot", str(tmp_path), *program], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+    sh = subprocess.run(["chroot", str(tmp_path), "/bin/sh", "-c", "echo ok"], capture_output=True)
+    assert sh.stdout == b"ok\n"
+
+
+def test_unchanged_image_is_not_repacked(app: Corral, packed: Artifacts) -> None:
+    again = pack_image(app, "tiny", URL)
+    assert again == packed
+
+
+def test_new_server_url_rebuilds_only_the_torrent(app: Corral, packed: Artifacts) -> None:
+    moved = pack_image(app, "tiny", "http://10.9.0.2:80")
+    assert moved.image == packed.image and moved.initramfs == packed.initramfs
+    assert moved.torrent.tracker == "http://10.9.0.2:80/announce"
+    assert moved.torrent.sha256 != packed.torrent.sha256
+    assert pack_image(app, "tiny") == moved  # the stored URL is reused
+
+
+def test_changed_image_is_repacked_and_gc_drops_the_old(app: Corral, packed: Artifacts) -> None:
+    (api.rootfs(app, "tiny") / "etc/motd").write_text("changed\n")
+    repacked = pack_image(app, "tiny", URL)
+    assert repacked.image.sha256 != packed.image.sha256
+    assert repacked.digest != packed.digest
+    assert repacked.kernel == packed.kernel
+    removed = gc_artifacts(app)
+    assert packed.image.sha256 in removed and packed.kernel.sha256 not in removed
+    assert artifact_files(app) == sorted(f.sha256 for f in repacked.files())
+
+
+def test_image_without_kernel_imports_but_does_not_pack(app: Corral, tmp_path: Path) -> None:
+    (tmp_path / "root/etc").mkdir(parents=True)
+    (tmp_path / "root/etc/hostname").write_text("nokernel\n")
+    image = api.import_image(app, str(tmp_path / "root"), "nokernel")
+    assert image.kernels == [] and image.kernel is None
+    with pytest.raises(NoKernel, match="has no kernel to boot.*apt-get install linux-image"):
+        pack_image(app, "nokernel", URL)
+    assert not app.settings.paths.artifacts.exists() or artifact_files(app) == []
+
+
+def test_server_url_is_required_and_checked(app: Corral, tiny: Image) -> None:
+    with pytest.raises(ImageError, match="no server URL"):
+        pack_image(app, "tiny")
+    with pytest.raises(ImageError, match="must start with http"):
+        pack_image(app, "tiny", "10.0.0.1:8080")
+
+
+def test_full_disk_while_packing_leaves_no_artifact(
+    app: Corral, tiny: Image, tmpfs: object
+) -> None:
+    assert callable(tmpfs)
+    tmpfs(app.settings.paths.artifacts, "6m")
+    with pytest.raises(ImageError, match="No space left on device"):
+        pack_image(app, "tiny", URL)
+    assert artifact_files(app) == []
+    assert api.get_image(app, "tiny").artifacts is None
+
+
+@pytest.mark.slow
+def test_single_stage_initrd(app: Corral, tiny: Image, tmp_path: Path) -> None:
+    arts = pack_image(app, "tiny", URL, with_single_stage=True)
+    assert arts.single_stage is not None
+    data = arts.single_stage.path(app.settings.paths.home).read_bytes()
+    raw = zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    subprocess.run(["cpio", "-id", "--quiet"], input=raw, cwd=tmp_path, check=True)
+    assert (tmp_path / "bin/busybox").is_file()
