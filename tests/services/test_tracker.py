@@ -179,14 +179,17 @@ def test_events_completed_stopped_and_stats() -> None:
     tracker.announce(ann(2, event="started"), 0.0, rng)
     tracker.announce(ann(1, left=0, event="completed", uploaded=300, downloaded=SIZE), 5.0, rng)
     tracker.announce(ann(1, left=0, event="completed", uploaded=300, downloaded=SIZE), 6.0, rng)
+    # aria2c --seed-time=0 sends no `completed`: `stopped` with left 0 counts as one
     tracker.announce(ann(2, left=0, event="stopped", uploaded=700, downloaded=SIZE), 7.0, rng)
+    tracker.announce(ann(3, event="started"), 8.0, rng)
+    tracker.announce(ann(3, left=10, event="stopped"), 9.0, rng)
     stats = tracker.stats()[key.hex()]
     assert stats == {
-        "peers_seen": 2,
+        "peers_seen": 3,
         "peers": 1,
         "seeds": 1,
         "leechers": 0,
-        "completed": 1,
+        "completed": 2,
         "uploaded": 1000,
         "server_uploaded": 0,
     }

@@ -129,15 +129,14 @@ class Seeder:
 
     def publish(self, torrent_path: Path, data_path: Path) -> str:
         """Seed `data_path` (the one file of `torrent_path`); returns the info-hash (hex)."""
-        info = lt.torrent_info(str(torrent_path))
+        params = lt.load_torrent_file(str(torrent_path))
+        info = params.ti
+        if info is None or info.num_files() != 1:
+            raise ValueError("corral image torrents hold exactly one file")
         info_hash = str(info.info_hash())
         if info_hash in self.handles:
             return info_hash
-        if info.num_files() != 1:
-            raise ValueError("corral image torrents hold exactly one file")
-        info.rename_file(0, data_path.name)
-        params = lt.add_torrent_params()
-        params.ti = info
+        params.renamed_files = {0: data_path.name}
         params.save_path = str(data_path.parent)
         params.flags = lt.torrent_flags.seed_mode
         if self.settings.super_seeding:

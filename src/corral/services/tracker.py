@@ -127,22 +127,26 @@ class Swarm:
     def update(self, a: Announce, now: float) -> Peer | None:
         """Apply one announce; returns the peer (None when it stopped)."""
         peer = self.peers.get(a.address)
-        if a.event == "stopped":
-            if peer is not None and not peer.server:
-                del self.peers[a.address]
-                self.uploaded_by_gone += max(peer.uploaded, a.uploaded)
-            return None
         if peer is None:
-            peer = Peer(a.ip, a.port, first_seen=now)
+            peer = Peer(a.ip, a.port, first_seen=now, left=a.left)
             self.peers[a.address] = peer
         if not peer.server:
             self.seen.add(a.address)
-        if a.event == "completed" and not peer.completed:
+        self._note_completion(peer, a)
+        peer.peer_id, peer.last_seen = a.peer_id, now
+        peer.uploaded, peer.downloaded = max(peer.uploaded, a.uploaded), a.downloaded
+        peer.left = a.left
+        if a.event == "stopped" and not peer.server:
+            self.uploaded_by_gone += self.peers.pop(a.address).uploaded
+            return None
+        return peer
+
+    def _note_completion(self, peer: Peer, a: Announce) -> None:
+        """`completed`, or left going to 0 (aria2c --seed-time=0 sends only `stopped`)."""
+        finished = a.event == "completed" or (a.left == 0 and peer.left > 0)
+        if finished and not peer.completed and not peer.server:
             peer.completed = True
             self.completed += 1
-        peer.peer_id, peer.last_seen = a.peer_id, now
-        peer.uploaded, peer.downloaded, peer.left = a.uploaded, a.downloaded, a.left
-        return peer
 
     def expire(self, now: float, ttl: float) -> None:
         stale = [k for k, p in self.peers.items() if not p.server and now - p.last_seen > ttl]
