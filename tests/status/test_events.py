@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import queue
@@ -12,6 +13,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import aiohttp
+
+from corral.app import Corral
+from corral.config import Settings
+from corral.services.serve import CorralServer, ServeOptions
 from corral.store.status import record_state
 from tests.services.conftest import LiveServer
 from tests.status.conftest import N001, N002, request
@@ -137,3 +143,21 @@ def test_status_lists_nodes_with_their_state(lab: LiveServer) -> None:
     missing = request(lab, "GET", "/api/v1/status?names=n[003-004]", headers=auth)
     assert missing.status == 404
     assert "n004" in missing.json()["error"]
+
+
+def test_stopping_the_server_ends_open_streams_at_once(corral_home: object) -> None:
+    async def scenario() -> float:
+        options = ServeOptions(address="127.0.0.1", http_port=0, tftp=False, dhcp=False)
+        server = CorralServer(Corral(Settings.from_env()), options)
+        await server.start()
+        token = server.corral.admin_token()
+        headers = {"Authorization": f"Bearer {token}"}
+        url = f"{options.server_url}/api/v1/events"
+        async with aiohttp.ClientSession() as session, session.get(url, headers=headers) as resp:
+            assert resp.status == 200
+            await resp.content.readline()  # the stream is open
+            started = time.monotonic()
+            await server.stop()
+            return time.monotonic() - started
+
+    assert asyncio.run(scenario()) < 5

@@ -57,7 +57,7 @@ def progress(row: Data) -> str:
     if done is None:
         return ""
     if total:
-        return f"{100 * done // total}% of {size(total)}"
+        return f"{100 * done // total}% {size(total)}"
     return size(done)
 
 
@@ -78,7 +78,7 @@ def cells(row: Data, now: float) -> list[str]:
 def table(rows: Sequence[Data], now: float, title: str | None = None) -> Table:
     out = Table(title=title, show_edge=False, header_style="bold")
     for col in COLUMNS:
-        out.add_column(col, overflow="fold")
+        out.add_column(col, overflow="fold", no_wrap=col != "LAST ERROR")
     for row in rows:
         values = cells(row, now)
         state = Text(values[1], style=COLOURS.get(row["state"], "yellow"))
