@@ -59,6 +59,8 @@ def register() -> None:
     import corral.cli
 
     for info in pkgutil.iter_modules(corral.cli.__path__):
+        if info.name.startswith("_"):
+            continue
         if info.name.startswith("_"):  # __main__ runs the CLI when imported
             continue
         module = importlib.import_module(f"corral.cli.{info.name}")
