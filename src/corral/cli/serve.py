@@ -10,7 +10,10 @@ import click
 
 from corral.cli.context import CliContext
 from corral.net import address_of_interface
-from corral.services.serve import DEFAULT_HTTP_PORT, ServeOptions, serve_forever
+
+# corral.services.serve.DEFAULT_HTTP_PORT (a test keeps them equal): importing that
+# module loads aiohttp and every service, which every other command would pay for.
+DEFAULT_HTTP_PORT = 9480
 
 
 @click.command("serve")
@@ -50,6 +53,8 @@ def serve(
     verbose: int,
 ) -> None:
     """Run DHCP, TFTP and HTTP (API, boot scripts, artifacts) until SIGTERM."""
+    from corral.services.serve import ServeOptions, serve_forever
+
     level = logging.WARNING - 10 * min(verbose + 1, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if advertise is None:
