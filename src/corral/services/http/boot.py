@@ -23,6 +23,7 @@ from corral.services.http.context import HttpContext, context_of
 from corral.store import schema
 from corral.store.inventory import load_node_view, node_name_by_mac
 from corral.store.runtime import record_discovered
+from corral.store.status import record_state
 
 log = logging.getLogger("corral.http.boot")
 routes = web.RouteTableDef()
@@ -38,10 +39,16 @@ def image_boot(conn: Connection, image: str, server_url: str) -> ImageBoot | Non
         sa.select(schema.images.c.spec).where(schema.images.c.name == image)
     ).scalar()
     artifacts = (spec or {}).get("artifacts") or {}
-    kernel, initramfs = artifacts.get("kernel"), artifacts.get("initramfs")
+    kernel, initramfs = sha_of(artifacts.get("kernel")), sha_of(artifacts.get("initramfs"))
     if not kernel or not initramfs:
         return None
     return ImageBoot(f"{server_url}/artifacts/{kernel}", f"{server_url}/artifacts/{initramfs}")
+
+
+def sha_of(entry: object) -> str | None:
+    """An artifact entry of the image record: `{"sha256": ...}` (or a bare digest)."""
+    value = entry.get("sha256") if isinstance(entry, dict) else entry
+    return value if isinstance(value, str) else None
 
 
 def unassigned_nodes(conn: Connection) -> list[str]:
@@ -61,6 +68,7 @@ def script_for(ctx: HttpContext, mac: str) -> str:
         if name is None:
             record_discovered(conn, mac, {"source": "ipxe"}, time.time())
             return ipxe.discovery_menu(mac, ctx.server_url, unassigned_nodes(conn))
+        record_state(conn, name, "pxe", time.time(), mac=mac)
         view = load_node_view(conn, name)
         assert view is not None
         eff = view.effective(name)
