@@ -28,8 +28,8 @@ class Live:
     port: int
 
 
-@pytest.fixture
-def tftp_root(tmp_path: Path) -> Path:
+def make_root(tmp_path: Path) -> Path:
+    """A TFTP root with iPXE, large random files, text, and a symlink escaping it."""
     need(UNDIONLY.exists(), f"{UNDIONLY} (Debian package ipxe)")
     root = tmp_path / "root"
     root.mkdir()
@@ -73,11 +73,15 @@ def run_server(server: TftpServer) -> Iterator[TftpServer]:
         loop.close()
 
 
-@pytest.fixture
-def live(tftp_root: Path) -> Iterator[Live]:
-    server = TftpServer(TftpRoot(tftp_root), "127.0.0.1", 0, config=SessionConfig(timeout=0.5))
+def live_server(root: Path) -> Iterator[Live]:
+    server = TftpServer(TftpRoot(root), "127.0.0.1", 0, config=SessionConfig(timeout=0.5))
     for started in run_server(server):
-        yield Live(started, tftp_root, started.address[1])
+        yield Live(started, root, started.address[1])
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[Live]:
+    yield from live_server(make_root(tmp_path))
 
 
 def run(argv: list[str], cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
