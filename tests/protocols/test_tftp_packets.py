@@ -23,7 +23,7 @@ from corral.protocols.tftp import (
     parse,
 )
 
-text = st.text(st.characters(blacklist_characters="\0", blacklist_categories=("Cs",)), min_size=1)
+text = st.text(st.characters(blacklist_characters="\0", blacklist_categories=["Cs"]), min_size=1)
 option_names = text.map(str.lower).filter(lambda s: s.lower() == s)
 options = st.dictionaries(option_names, text, max_size=5)
 block = st.integers(0, 0xFFFF)

@@ -83,7 +83,7 @@ def test_options_are_negotiated_and_clamped() -> None:
     [{"blksize": "4"}, {"blksize": "big"}, {"timeout": "0"}, {"timeout": "256"}, {"x": "1"}],
 )
 def test_unacceptable_options_are_dropped(options: dict[str, str]) -> None:
-    s = session(b"abc", **options)
+    s = ReadSession(Request(Opcode.RRQ, "f", "octet", options), BytesSource(b"abc"), 0.0)
     assert [parse(d) for d in s.datagrams_to_send(0)] == [Data(1, b"abc")]
 
 
