@@ -248,7 +248,7 @@ def run_in_image(app: Corral, name: str, command: Sequence[str] = ()) -> int:
     """
     if os.geteuid() != 0:
         raise ImageError("corral image shell/exec needs root (it mounts /proc, /sys, /dev)")
-    image = get_image(app, name)
+    image = refresh(app, name)  # the kernels as they are now, e.g. after an unpack
     root = rootfs(app, name)
     argv = chroot_argv(image, root, list(command) or default_shell(root))
     try:
