@@ -81,8 +81,18 @@ class Topology:
 
     def bridge(self, netns: str, name: str, address: str | None = None, mtu: int = 1500) -> str:
         """A bridge with STP off and no forwarding delay (else first packets drop)."""
-        run_ip("link", "add", name, "type", "bridge", "stp_state", "0", "forward_delay", "0",
-               netns=netns)
+        run_ip(
+            "link",
+            "add",
+            name,
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "forward_delay",
+            "0",
+            netns=netns,
+        )
         run_ip("link", "set", name, "mtu", str(mtu), "up", netns=netns)
         if address:
             run_ip("addr", "add", address, "dev", name, netns=netns)

@@ -15,6 +15,8 @@ import enum
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from concurrent.futures import Executor
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -309,3 +311,15 @@ class Console:
     unix_socket: str | None = None
     attach: Callable[[], Coroutine[Any, Any, None]] | None = None
     description: str = ""
+
+
+BLOCKING_POOL: ContextVar[Executor | None] = ContextVar("corral_power_pool", default=None)
+
+
+async def run_blocking(func: Callable[[], T]) -> T:
+    """Run a blocking driver call on the pool `run_power` sized for its concurrency.
+
+    A context variable, not the loop's default executor: a caller's event loop
+    (the lab, `corral serve`) must keep its own executor after a power run.
+    """
+    return await asyncio.get_running_loop().run_in_executor(BLOCKING_POOL.get(), func)

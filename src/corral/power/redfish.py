@@ -10,7 +10,6 @@ sushy is synchronous; its calls run in the runner's thread pool.
 
 from __future__ import annotations
 
-import asyncio
 import urllib.parse
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -19,7 +18,15 @@ import sushy  # type: ignore[import-untyped]
 from sushy import exceptions as sushy_errors
 from sushy.auth import AuthBase, BasicAuth, SessionOrBasicAuth  # type: ignore[import-untyped]
 
-from corral.power.base import ALL_POWER, Capability, Console, PowerDriver, PowerState, Setting
+from corral.power.base import (
+    ALL_POWER,
+    Capability,
+    Console,
+    PowerDriver,
+    PowerState,
+    Setting,
+    run_blocking,
+)
 from corral.power.errors import FinalError, NotSupported, RetryableError, SettingsError
 
 T = TypeVar("T")
@@ -123,7 +130,7 @@ class RedfishDriver(PowerDriver):
 
     async def _call(self, func: Callable[[], T]) -> T:
         try:
-            return await asyncio.get_running_loop().run_in_executor(None, func)
+            return await run_blocking(func)
         except sushy_errors.AccessError:
             raise FinalError(f"node {self.config.node}: Redfish refused the credentials") from None
         except sushy_errors.ResourceNotFoundError as exc:

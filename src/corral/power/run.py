@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from corral.inventory.index import Inventory
 from corral.inventory.models import PowerSettings
 from corral.inventory.ops import get
-from corral.power.base import PowerDriver, PowerState, Runtime
+from corral.power.base import BLOCKING_POOL, PowerDriver, PowerState, Runtime
 from corral.power.errors import PowerError
 from corral.power.registry import make_driver
 
@@ -77,15 +77,17 @@ async def run_power(
         raise ValueError("concurrency must be at least 1")
     rt = runtime or Runtime()
     gate = asyncio.Semaphore(concurrency)
-    loop = asyncio.get_running_loop()
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="power") as pool:
-        loop.set_default_executor(pool)
+        token = BLOCKING_POOL.set(pool)  # the tasks below copy this context
+        try:
 
-        async def one(target: PowerTarget) -> PowerResult:
-            async with gate:
-                return await _run_one(target, action, rt)
+            async def one(target: PowerTarget) -> PowerResult:
+                async with gate:
+                    return await _run_one(target, action, rt)
 
-        return list(await asyncio.gather(*(one(t) for t in targets)))
+            return list(await asyncio.gather(*(one(t) for t in targets)))
+        finally:
+            BLOCKING_POOL.reset(token)
 
 
 async def _run_one(target: PowerTarget, action: Action, rt: Runtime) -> PowerResult:
