@@ -20,7 +20,7 @@ import pytest
 from corral.app import Corral
 from corral.config import Settings
 from corral.protocols import bencode
-from corral.services.seeder import Seeder, SeederSettings, spread_of
+from corral.services.seeder import Seeder, SeederSettings, publish_image, spread_of
 from corral.services.serve import CorralServer, ServeOptions
 from corral.services.tracker import Tracker, tracker_routes
 from tests.conftest import need_tool
@@ -44,10 +44,7 @@ class SwarmServer:
 
     def publish(self, torrent: Path, data: Path) -> str:
         async def publish() -> str:
-            info_hash = self.seeder.publish(torrent, data)
-            size = data.stat().st_size
-            self.tracker.publish(info_hash, size, seeds=[("127.0.0.1", self.seeder.port)])
-            return info_hash
+            return publish_image(self.seeder, self.tracker, torrent, data, "127.0.0.1")
 
         return self.call(publish())
 

@@ -30,6 +30,8 @@ from typing import Any, cast
 
 import libtorrent as lt
 
+from corral.services.tracker import Tracker
+
 log = logging.getLogger("corral.seeder")
 PEER_FINGERPRINT = "-CR0100-"
 
@@ -191,6 +193,16 @@ class Seeder:
             handle.set_upload_limit(self.settings.trickle_rate)
             self.throttled.add(info_hash)
             log.info("%s: peers hold the image, seeder trickles", info_hash)
+
+
+def publish_image(
+    seeder: Seeder, tracker: Tracker, torrent_path: Path, data_path: Path, advertise: str
+) -> str:
+    """Seed an image and open its swarm on the tracker, the seeder listed as the server's seed."""
+    info_hash = seeder.publish(torrent_path, data_path)
+    size = data_path.stat().st_size
+    tracker.publish(info_hash, size, data_path.name, seeds=[(advertise, seeder.port)])
+    return info_hash
 
 
 def distributed_copies(handle: Any) -> float:
