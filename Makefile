@@ -7,7 +7,7 @@ PY    := $(VENV)/bin/python
 # Debian packages the test suite, the lab and the demo use (real peers, not mocks).
 APT_PACKAGES := python3-venv postgresql udhcpc isc-dhcp-client isc-dhcp-relay tftp-hpa atftp \
 	qemu-system-x86 qemu-utils ipxe-qemu ovmf ipxe busybox-static kmod cpio aria2 iproute2 \
-	openipmi ipmitool snmpd snmp skopeo umoci debootstrap zstd rsync dropbear-bin e2fsprogs fdisk
+	openipmi ipmitool snmpd snmp skopeo umoci debootstrap zstd rsync dropbear-bin e2fsprogs fdisk gcc curl
 
 .PHONY: all deps venv lint typecheck test test-fast demo bench clean
 

@@ -26,7 +26,7 @@ def lab() -> None:
 @lab.command("up")
 @click.option("--nodes", default=3, show_default=True, help="How many VMs")
 @click.option("--uefi", is_flag=True, help="Boot through OVMF (UEFI) instead of SeaBIOS")
-@click.option("--memory", "memory_mb", default=192, show_default=True, help="MB per VM")
+@click.option("--memory", "memory_mb", default=256, show_default=True, help="MB per VM")
 @click.option(
     "--accel",
     type=click.Choice(["auto", "tcg", "kvm"]),

@@ -31,6 +31,12 @@ from corral.images.store import new_artifact
 
 AGENT_INIT = Path(__file__).resolve().parent.parent / "agent" / "init"
 PROGRAMS = {"aria2c": "aria2", "zstd": "zstd"}
+# for stateful installs and service mode: taken when the host has them
+OPTIONAL_PROGRAMS = {
+    "sfdisk": "usr/sbin/sfdisk",
+    "mke2fs": "usr/sbin/mke2fs",
+    "dropbear": "usr/sbin/dropbear",
+}
 BUSYBOX = ("/bin/busybox", "/usr/bin/busybox")
 PLACEHOLDER_MARKER = "CORRAL-INITRAMFS-PLACEHOLDER"
 PLACEHOLDER_INIT = f"""#!/bin/sh
@@ -102,6 +108,56 @@ def install_busybox(stage: Path) -> None:
             link.symlink_to(os.path.relpath(stage / "bin/busybox", link.parent))
 
 
+def install_optional(stage: Path) -> None:
+    """sfdisk, mke2fs (as mkfs.ext4) and dropbear where the host has them."""
+    for program, dest in OPTIONAL_PROGRAMS.items():
+        found = shutil.which(program) or shutil.which(program, path="/sbin:/usr/sbin")
+        if found:
+            install_binary(stage, Path(found), dest)
+    mke2fs = stage / "usr/sbin/mke2fs"
+    if mke2fs.exists():
+        (stage / "usr/sbin/mkfs.ext4").unlink(missing_ok=True)
+        (stage / "usr/sbin/mkfs.ext4").symlink_to("mke2fs")
+
+
+def shrink_icu(stage: Path) -> None:
+    """Replace ICU's 30 MB data library with an empty stub of the same name.
+
+    aria2c links libxml2, which links ICU; nothing aria2c does at boot asks
+    ICU for data, but the loader insists the library exists. The stub keeps
+    the initramfs (sent to every node) 30 MB smaller. Needs a C compiler at
+    build time; without one the real library stays.
+    """
+    cc = shutil.which("cc") or shutil.which("gcc")
+    for data in stage.rglob("libicudata.so.*"):
+        version = data.name.rsplit(".", 1)[-1]
+        if cc is None or not version.isdigit():
+            return
+        source = f"const char icudt{version}_dat[16] __attribute__((aligned(16))) = {{0}};\n"
+        stub = data.with_name(data.name + ".stub")
+        proc = subprocess.run(
+            [
+                cc,
+                "-shared",
+                "-nostdlib",
+                "-o",
+                str(stub),
+                f"-Wl,-soname,{data.name}",
+                "-x",
+                "c",
+                "-",
+            ],
+            input=source,
+            text=True,
+            capture_output=True,
+            check=False,
+        )
+        if proc.returncode == 0:
+            stub.replace(data)
+        else:
+            stub.unlink(missing_ok=True)
+
+
 def install_init(stage: Path) -> str:
     init = stage / "init"
     if AGENT_INIT.is_file():
@@ -121,6 +177,8 @@ def populate(stage: Path, kernel: KernelSource) -> tuple[str, list[str], list[st
     install_busybox(stage)
     for program, package in PROGRAMS.items():
         install_binary(stage, Path(tools.require(program, package)), f"usr/bin/{program}")
+    install_optional(stage)
+    shrink_icu(stage)
     libdirs = sorted({str(p.parent.relative_to(stage)) for p in stage.rglob("*.so*")})
     (stage / "etc/ld.so.conf").write_text("".join(f"/{d}\n" for d in libdirs))
     tools.run([tools.require("ldconfig", "libc-bin"), "-r", str(stage)])

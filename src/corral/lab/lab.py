@@ -76,7 +76,7 @@ class LabState:
 class LabOptions:
     nodes: int = 3
     uefi: bool = False
-    memory_mb: int = 192
+    memory_mb: int = 256
     accel: Literal["tcg", "kvm"] = "tcg"
     image: str = "tiny"
     concurrency: int = 8
