@@ -65,3 +65,21 @@ def test_http_fallback_and_reset_during_download(lab: LabFactory) -> None:
         pytest.fail(f"lab02 did not boot after a reset mid-download: {row}")
     kinds = [e["data"]["state"] for e in actions.events(0, 1000) if e["node"] == "lab02"]
     assert kinds.count("pxe") >= 3, kinds  # first boot, the reset, the reset mid-download
+
+
+def test_uefi_node_boots(lab: LabFactory) -> None:
+    the_lab, state = lab(nodes=1, uefi=True)
+    report = boot(the_lab, state, concurrency=1)
+    assert report.failed == [], report.finished
+    assert f"{BOOTED_MARKER} hostname=lab01 " in serial(state, "lab01")
+
+
+def test_stateful_node_installs_to_its_virtio_disk(lab: LabFactory) -> None:
+    the_lab, state = lab(nodes=1, stateful=True)
+    report = boot(the_lab, state, concurrency=1)
+    log = serial(state, "lab01")
+    assert report.failed == [], log[-3000:]
+    assert f"{BOOTED_MARKER} hostname=lab01 " in log
+    assert "root=/dev/vda1 " in log, log[-2000:]
+    events = LocalActions(the_lab.corral).events(0, 1000)
+    assert "installing" in [e["data"]["state"] for e in events if e["node"] == "lab01"]

@@ -34,7 +34,9 @@ mkdir -p /dev/pts /run /tmp
 mount -t devpts devpts /dev/pts 2>/dev/null
 hostname -F /etc/hostname
 addr=$(ip -4 -o addr show scope global | awk '{{print $4}}' | head -n 1)
-echo "{BOOTED_MARKER} hostname=$(hostname) address=$addr kernel=$(uname -r)" > /dev/console
+root=$(awk '$2 == "/" {{print $1}}' /proc/mounts | tail -n 1)
+echo "{BOOTED_MARKER} hostname=$(hostname) address=$addr root=$root kernel=$(uname -r)" \
+    > /dev/console
 """
 
 

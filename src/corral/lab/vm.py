@@ -125,6 +125,7 @@ def start_vm(spec: VmSpec, netns: str, log: Path | None = None) -> subprocess.Po
 
 
 def create_disk(path: Path, size_gb: int = 2) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         subprocess.run(
             ["qemu-img", "create", "-q", "-f", "qcow2", str(path), f"{size_gb}G"], check=True
