@@ -6,7 +6,9 @@ changes the inventory through the same database while it runs.
 
 from __future__ import annotations
 
+import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -14,10 +16,10 @@ import pytest
 from corral.actions import LocalActions
 from corral.app import Corral
 from corral.config import Settings
-from corral.lab.netns import Topology
+from corral.lab.netns import Topology, ns_argv
 from tests.conftest import need_tool
 from tests.helpers.clients import bridge_lab, run_udhcpc, stop
-from tests.helpers.serve import corral_serve
+from tests.helpers.serve import CORRAL, corral_serve
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -101,3 +103,52 @@ def test_admin_cli_reaches_serve_in_namespace(topo: Topology, corral_home: Path)
             check=False,
         )
         assert out.returncode != 0  # no token: refused
+
+
+def test_unknown_machine_named_by_switch_port_through_relay(
+    topo: Topology, corral_home: Path, tmp_path: Path
+) -> None:
+    """Option 82 from a real relay (dhcrelay -a) names the machine by its port."""
+    need_tool("udhcpc", "dhcrelay")
+    actions = make_inventory(corral_home)
+    actions.add_network(
+        {"name": "remote", "cidr": "10.88.0.0/24", "gateway": "10.88.0.1",
+         "dynamic_range": "10.88.0.50-10.88.0.60"}
+    )  # fmt: skip
+    actions.add_profile({"name": "rack", "networks": ["remote"]})
+    actions.add_nodes(["r01"], {"profiles": ["rack"]}, ip="10.88.0.11")
+    env = {**os.environ, "CORRAL_HOME": str(corral_home)}
+    switch = (
+        ["switch", "add", "sw1", "--address", "127.0.0.1"],
+        ["switch", "map", "sw1", "br1", "r01"],
+    )
+    for argv in switch:
+        subprocess.run([*CORRAL, *argv], env=env, check=True, capture_output=True)
+    srv, _ = bridge_lab(topo)
+    relay = topo.namespace("rly")
+    topo.attach(relay, srv, "br0", address="10.77.0.2/24")
+    topo.bridge(relay, "br1", "10.88.0.1/24")
+    machine = topo.namespace("m")
+    topo.attach(machine, relay, "br1", mac=UNKNOWN)
+    topo.route(srv, "10.88.0.0/24", "10.77.0.2")
+    argv = ["dhcrelay", "-d", "-4", "-a", "--no-pid", "-iu", "eth0", "-id", "br1", "10.77.0.1"]
+    with corral_serve(srv, corral_home, "--interface", "br0", "--no-tftp"):
+        relay_proc = subprocess.Popen(
+            ns_argv(relay, argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            time.sleep(1.0)  # dhcrelay opens its sockets
+            first = run_udhcpc(machine, tmp_path, "first")
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                iface = actions.inventory().nodes["r01"].interfaces[0]
+                if iface.mac == UNKNOWN:
+                    break
+                time.sleep(0.2)
+            assert iface.mac == UNKNOWN, "the machine was not named by its switch port"
+            # the next exchange already answers it as r01 with r01's address
+            second = run_udhcpc(machine, tmp_path, "second")
+        finally:
+            stop(relay_proc)
+    assert first["ip"].startswith("10.88.0.")
+    assert (second["ip"], second["hostname"]) == ("10.88.0.11", "r01")

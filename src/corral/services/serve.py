@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -21,8 +22,10 @@ from aiohttp import web
 
 from corral.app import Corral
 from corral.boot.ipxe_binaries import install_ipxe_binaries
+from corral.discovery import adopt_by_port
+from corral.inventory.errors import InventoryError
 from corral.protocols.dhcp.leases import MemoryLeaseStore
-from corral.protocols.dhcp.policy import ServerIdentity
+from corral.protocols.dhcp.policy import Discovered, ServerIdentity
 from corral.protocols.tftp.root import TftpRoot
 from corral.services.dhcp import DhcpServer
 from corral.services.dhcp_store import (
@@ -36,6 +39,7 @@ from corral.services.http.context import HttpContext
 from corral.services.tftp import TftpServer
 
 log = logging.getLogger("corral.serve")
+ADOPT_RETRY = 30.0  # seconds between switch-port lookups for one unknown MAC
 DEFAULT_HTTP_PORT = 9480
 
 
@@ -74,6 +78,9 @@ class CorralServer:
         self.tftp: TftpServer | None = None
         self.dhcp: DhcpServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
+        self._adopting: dict[str, float] = {}
+        self._record_discovered = discovery_recorder(corral.store)
 
     def _make_dhcp(self) -> DhcpServer:
         opts = self.options
@@ -84,12 +91,32 @@ class CorralServer:
             networks=network_configs(self.corral.read()),
             reservations=DbReservations(store),
             store=MemoryLeaseStore() if opts.proxy_dhcp else DbLeaseStore(store),
-            on_discovered=discovery_recorder(store),
+            on_discovered=self._on_discovered,
             proxy=opts.proxy_dhcp,
             host=opts.address,
             port=opts.dhcp_port,
             interface=opts.interface,
         )
+
+    def _on_discovered(self, seen: Discovered) -> None:
+        """Record an unknown machine, then try to name it by its switch port."""
+        self._record_discovered(seen)
+        now = time.monotonic()
+        if now - self._adopting.get(seen.mac, -ADOPT_RETRY) < ADOPT_RETRY:
+            return
+        self._adopting[seen.mac] = now
+        task = asyncio.get_running_loop().create_task(self._adopt(seen))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _adopt(self, seen: Discovered) -> None:
+        try:
+            found = await adopt_by_port(self.corral, seen.mac, seen.circuit_id, seen.remote_id)
+        except InventoryError as exc:
+            log.warning("machine %s: %s", seen.mac, exc)
+            return
+        if found is not None:
+            log.info("machine %s is node %s by its switch port", seen.mac, found.node)
 
     async def _refresh_networks(self, every: float = 2.0) -> None:
         """Network changes made with the CLI reach DHCP without a restart."""
