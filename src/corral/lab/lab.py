@@ -142,8 +142,12 @@ class Lab:
         names = node_names(opts.nodes)
         inv = self.actions.inventory()
         for i, name in enumerate(names, start=1):
-            qmp = str(self.dir / "vms" / f"{name}.qmp")
-            settings = {"profiles": [PROFILE], "power": {"address": qmp}}
+            vms = self.dir / "vms"
+            power = {
+                "address": str(vms / f"{name}.qmp"),
+                "options": {"serial": str(vms / f"{name}.console")},
+            }
+            settings = {"profiles": [PROFILE], "power": power}
             if name in inv.nodes:
                 self.actions.set_nodes([name], settings, mac=lab_mac(i))
             else:

@@ -41,6 +41,10 @@ class VmSpec:
         return self.workdir / f"{self.name}.serial.log"
 
     @property
+    def serial_socket(self) -> Path:
+        return self.workdir / f"{self.name}.console"
+
+    @property
     def qmp_socket(self) -> Path:
         return self.workdir / f"{self.name}.qmp"
 
@@ -78,8 +82,12 @@ def qemu_argv(spec: VmSpec) -> list[str]:
         "-nodefaults",
         "-monitor",
         "none",
+        # the console is a socket (for `corral console`) that also logs to a file
+        "-chardev",
+        f"socket,id=console,path={spec.serial_socket},server=on,wait=off,"
+        f"logfile={spec.serial_log},logappend=on",
         "-serial",
-        f"file:{spec.serial_log}",
+        "chardev:console",
         "-qmp",
         f"unix:{spec.qmp_socket},server=on,wait=off",
         "-netdev",
