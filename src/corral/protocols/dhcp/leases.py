@@ -205,7 +205,8 @@ class LeaseTable:
     def _usable(
         self, mac: str, ip: IPv4Address, pool: Pool, now: float, is_reserved: IsReserved
     ) -> bool:
-        return ip in pool and not is_reserved(ip) and self.free_for(mac, ip, now)
+        # the table first: `is_reserved` may ask a database (once per address scanned)
+        return ip in pool and self.free_for(mac, ip, now) and not is_reserved(ip)
 
     def _take(self, mac: str, ip: IPv4Address, now: float) -> None:
         """Clear the way for `mac` to hold `ip`: its old lease, an expired holder."""
