@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,7 +17,7 @@ from corral.config import Settings
 from corral.lab.accel import choose_accel
 from corral.lab.image import prepare_image
 from corral.lab.lab import SERVER_URL, Lab, LabOptions, LabState
-from corral.lab.netns import can_create_namespaces
+from corral.lab.netns import can_create_namespaces, ns_argv
 from corral.lab.queue import QueueReport, boot_in_waves
 from tests.conftest import need, need_tool
 
@@ -51,3 +54,11 @@ def boot(lab: Lab, state: LabState, concurrency: int = 8, timeout: float = 300) 
 def serial(state: LabState, name: str) -> str:
     vm = next(v for v in state.vms if v.name == name)
     return Path(vm.serial_log).read_text(errors="replace")
+
+
+def lab_api(lab: Lab, state: LabState, path: str) -> Any:
+    """GET an admin API path of the lab's server, from inside the lab network."""
+    token = lab.corral.admin_token()
+    argv = ["curl", "-sf", "-H", f"Authorization: Bearer {token}", f"{SERVER_URL}{path}"]
+    out = subprocess.run(ns_argv(state.netns, argv), capture_output=True, check=True)
+    return json.loads(out.stdout)

@@ -13,9 +13,10 @@ import time
 import pytest
 
 from corral.actions import LocalActions
+from corral.images.api import get_image
 from corral.lab.image import BOOTED_MARKER
 from corral.power.run import Action, run_power, targets_for
-from tests.e2e.conftest import LabFactory, boot, serial
+from tests.e2e.conftest import LabFactory, boot, lab_api, serial
 
 pytestmark = [pytest.mark.netns, pytest.mark.vm, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -32,6 +33,15 @@ def test_three_nodes_boot_stateless_as_themselves(lab: LabFactory) -> None:
         # the hostname comes from this node's own overlay, not the image (which says "tiny")
         assert f"{BOOTED_MARKER} hostname={vm.name} " in log, log[-2000:]
         assert "image from the swarm" in log
+    # the swarm: the tracker saw all three, and the server sent less than 3 images
+    swarm = lab_api(the_lab, state, "/api/v1/swarm")
+    arts = get_image(the_lab.corral, "tiny").artifacts
+    assert arts is not None
+    tracked = swarm["tracker"][arts.torrent.info_hash]
+    assert tracked["peers_seen"] >= 3, tracked
+    seeded = swarm["seeder"][arts.torrent.info_hash]["uploaded"]
+    over_http = swarm["http_artifact_bytes"].get(arts.image.sha256, 0)
+    assert seeded + over_http < 3 * arts.image.size, (seeded, over_http, arts.image.size)
 
 
 def test_http_fallback_and_reset_during_download(lab: LabFactory) -> None:

@@ -39,7 +39,7 @@ def test_every_artifact_is_named_by_its_sha256(app: Corral, packed: Artifacts) -
     assert api.get_image(app, "tiny").artifacts == packed
 
 
-def test_torrent_is_private_v1_with_tracker_and_web_seed(app: Corral, packed: Artifacts) -> None:
+def test_torrent_is_private_v1_with_tracker_and_no_web_seed(app: Corral, packed: Artifacts) -> None:
     home = app.settings.paths.home
     data = packed.torrent.path(home).read_bytes()
     info = lt.torrent_info(data)
@@ -49,7 +49,8 @@ def test_torrent_is_private_v1_with_tracker_and_web_seed(app: Corral, packed: Ar
     assert info.piece_length() == packed.torrent.piece_size
     raw = lt.bdecode(data)
     assert raw[b"announce"] == f"{URL}/announce".encode()
-    assert raw[b"url-list"] == f"{URL}/artifacts/{packed.image.sha256}".encode()
+    assert b"url-list" not in raw  # web seeds are off by default (see images/torrent.py)
+    assert packed.torrent.web_seed == ""
     assert b"piece layers" not in raw and b"meta version" not in raw[b"info"]  # v1 only
 
 
@@ -154,3 +155,12 @@ def test_single_stage_initrd(app: Corral, tiny: Image, tmp_path: Path) -> None:
     raw = zstandard.ZstdDecompressor().decompressobj().decompress(data)
     subprocess.run(["cpio", "-id", "--quiet"], input=raw, cwd=tmp_path, check=True)
     assert (tmp_path / "bin/busybox").is_file()
+
+
+def test_web_seed_when_asked_for(app: Corral, packed: Artifacts) -> None:
+    from corral.images.torrent import make_torrent
+
+    path = packed.image.path(app.settings.paths.home)
+    made = make_torrent(path, "x.tar.zst", packed.image.sha256, URL, web_seed=True)
+    raw = lt.bdecode(made.data)
+    assert raw[b"url-list"] == f"{URL}/artifacts/{packed.image.sha256}".encode()

@@ -26,7 +26,7 @@ class LiveServer:
 @pytest.fixture
 def live_server(corral_home: Path) -> Iterator[LiveServer]:
     corral = Corral(Settings.from_env())
-    options = ServeOptions(address="127.0.0.1", http_port=0, tftp_port=0, dhcp=False)
+    options = ServeOptions(address="127.0.0.1", http_port=0, tftp_port=0, dhcp=False, bt_port=0)
     server = CorralServer(corral, options)
     loop = asyncio.new_event_loop()
     ready = threading.Event()

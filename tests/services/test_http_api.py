@@ -183,3 +183,12 @@ def test_openapi_document(live_server: LiveServer) -> None:
     assert "/api/v1/nodes" in doc["paths"]
     assert {"Network", "Profile", "Node"} <= set(doc["components"]["schemas"])
     assert doc["paths"]["/api/v1/nodes"]["get"]["security"] == [{"bearer": []}]
+
+
+def test_swarm_endpoint_reports_tracker_seeder_and_http(live_server: LiveServer) -> None:
+    status, body, _ = call(live_server, "GET", "/api/v1/swarm", token=None)
+    assert status == 401
+    status, body, _ = call(live_server, "GET", "/api/v1/swarm")
+    assert status == 200, body
+    data = json.loads(body)
+    assert set(data) == {"tracker", "seeder", "http_artifact_bytes"}

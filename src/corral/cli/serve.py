@@ -35,6 +35,8 @@ DEFAULT_HTTP_PORT = 9480
     type=click.Path(path_type=Path, file_okay=False),
     help="Serve this directory over TFTP (default CORRAL_HOME/tftp with iPXE)",
 )
+@click.option("--bt-port", default=6881, show_default=True, help="The image seeder's port")
+@click.option("--no-seeder", is_flag=True, help="Do not seed images over BitTorrent")
 @click.option("-v", "--verbose", count=True, help="More logging (-vv for debug)")
 @click.pass_obj
 def serve(
@@ -50,9 +52,11 @@ def serve(
     no_tftp: bool,
     proxy_dhcp: bool,
     tftp_root: Path | None,
+    bt_port: int,
+    no_seeder: bool,
     verbose: int,
 ) -> None:
-    """Run DHCP, TFTP and HTTP (API, boot scripts, artifacts) until SIGTERM."""
+    """Run DHCP, TFTP, HTTP (API, boot scripts, artifacts, tracker) and the image seeder."""
     from corral.services.serve import ServeOptions, serve_forever
 
     level = logging.WARNING - 10 * min(verbose + 1, 2)
@@ -72,6 +76,8 @@ def serve(
         proxy_dhcp=proxy_dhcp,
         tftp=not no_tftp,
         tftp_root=tftp_root,
+        seeder=not no_seeder,
+        bt_port=bt_port,
     )
     asyncio.run(serve_forever(ctx.app, options))
 

@@ -53,7 +53,16 @@ def piece_hashes(path: Path, piece: int) -> list[bytes]:
     return hashes
 
 
-def make_torrent(path: Path, filename: str, sha256: str, server_url: str) -> TorrentFile:
+# Web seeds off by default: aria2c pulls from a web seed as eagerly as from
+# peers, so with one the server sent 21.7 images at N = 64 instead of ~2 (see
+# bench/RESULTS.md and shared notes). The initramfs falls back to plain HTTP
+# by itself when the swarm fails, which is what the web seed would insure.
+WEB_SEED = False
+
+
+def make_torrent(
+    path: Path, filename: str, sha256: str, server_url: str, web_seed: bool = WEB_SEED
+) -> TorrentFile:
     """A torrent for the file at `path`, served by corral at `server_url` (http://HOST:PORT)."""
     size = path.stat().st_size
     piece = piece_size(size)
@@ -64,7 +73,10 @@ def make_torrent(path: Path, filename: str, sha256: str, server_url: str) -> Tor
     tracker, seed = tracker_url(server_url), web_seed_url(server_url, sha256)
     ct.set_priv(True)
     ct.add_tracker(tracker)
-    ct.add_url_seed(seed)
+    if web_seed:
+        ct.add_url_seed(seed)
+    else:
+        seed = ""
     ct.set_creator("corral")
     ct.set_creation_date(0)
     data = lt.bencode(ct.generate())

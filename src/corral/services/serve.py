@@ -23,6 +23,7 @@ from aiohttp import web
 from corral.app import Corral
 from corral.boot.ipxe_binaries import install_ipxe_binaries
 from corral.discovery import adopt_by_port
+from corral.images.api import list_images
 from corral.inventory.errors import InventoryError
 from corral.protocols.dhcp.leases import MemoryLeaseStore
 from corral.protocols.dhcp.policy import Discovered, ServerIdentity
@@ -36,7 +37,9 @@ from corral.services.dhcp_store import (
 )
 from corral.services.http.app import HttpServer, make_app
 from corral.services.http.context import HttpContext
+from corral.services.seeder import Seeder, SeederSettings, publish_image
 from corral.services.tftp import TftpServer
+from corral.services.tracker import Tracker, tracker_routes
 
 log = logging.getLogger("corral.serve")
 ADOPT_RETRY = 30.0  # seconds between switch-port lookups for one unknown MAC
@@ -62,6 +65,13 @@ class ServeOptions:
     proxy_dhcp: bool = False
     tftp: bool = True
     tftp_root: Path | None = None
+    seeder: bool = True
+    bt_port: int = 6881
+    seeder_settings: SeederSettings = field(
+        default_factory=lambda: SeederSettings(
+            super_seeding=True, spread_copies=1.5, unchoke_slots=10
+        )
+    )
     extra_routes: list[web.RouteTableDef] = field(default_factory=list)
 
     @property
@@ -77,6 +87,9 @@ class CorralServer:
         self.http: HttpServer | None = None
         self.tftp: TftpServer | None = None
         self.dhcp: DhcpServer | None = None
+        self.tracker = Tracker()
+        self.seeder: Seeder | None = None
+        self._published: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         self._adopting: dict[str, float] = {}
@@ -118,6 +131,30 @@ class CorralServer:
         if found is not None:
             log.info("machine %s is node %s by its switch port", seen.mac, found.node)
 
+    def _publish_images(self) -> None:
+        """Seed every image packed for this server's URL (new packs are found later)."""
+        assert self.seeder is not None
+        home = self.corral.settings.paths.home
+        for image in list_images(self.corral):
+            arts = image.artifacts
+            if arts is None or arts.server_url != self.options.server_url:
+                continue
+            if arts.torrent.info_hash in self._published:
+                continue
+            torrent, data = arts.torrent.path(home), arts.image.path(home)
+            if torrent.is_file() and data.is_file():
+                publish_image(self.seeder, self.tracker, torrent, data, self.options.advertise)
+                self._published.add(arts.torrent.info_hash)
+                log.info("seeding image %s (%s)", image.name, arts.torrent.info_hash)
+
+    async def _refresh_torrents(self, every: float = 3.0) -> None:
+        while self.seeder is not None:
+            await asyncio.sleep(every)
+            try:
+                await asyncio.to_thread(self._publish_images)
+            except Exception:  # a half-written pack must not kill the refresher
+                log.exception("could not publish images")
+
     async def _refresh_networks(self, every: float = 2.0) -> None:
         """Network changes made with the CLI reach DHCP without a restart."""
         while self.dhcp is not None:
@@ -138,7 +175,9 @@ class CorralServer:
         await asyncio.to_thread(self.corral.store.migrate)
         tftp_root = opts.tftp_root or self.corral.settings.paths.tftp_root
         ctx = HttpContext(self.corral, token, opts.server_url, tftp_root)
-        self.http = HttpServer(make_app(ctx, opts.extra_routes), opts.address, opts.http_port)
+        ctx.extra["tracker"] = self.tracker
+        routes = [tracker_routes(self.tracker), *opts.extra_routes]
+        self.http = HttpServer(make_app(ctx, routes), opts.address, opts.http_port)
         await self._start(self.http)
         if opts.http_port == 0:  # tests: advertise the port actually bound
             opts.http_port = self.http.port
@@ -152,6 +191,12 @@ class CorralServer:
                 await asyncio.to_thread(install_ipxe_binaries, tftp_root)
             self.tftp = TftpServer(TftpRoot(tftp_root), opts.address, opts.tftp_port)
             await self._start(self.tftp)
+        if opts.seeder:
+            self.seeder = Seeder(opts.address, opts.bt_port, opts.seeder_settings)
+            await self._start(self.seeder)
+            ctx.extra["seeder"] = self.seeder
+            await asyncio.to_thread(self._publish_images)
+            self._tasks.append(asyncio.create_task(self._refresh_torrents()))
         log.info("corral serving at %s", opts.server_url)
 
     async def _start(self, service: Service) -> None:

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from corral.services.http import api, artifacts, auth, boot, errors, events, nodeboot, openapi
+from corral.services.http import (
+    api,
+    artifacts,
+    auth,
+    boot,
+    errors,
+    events,
+    nodeboot,
+    openapi,
+    swarm,
+)
 from corral.services.http.context import CONTEXT, HttpContext
 
 MAX_BODY = 256 * 1024 * 1024  # a 10,000-node apply fits comfortably
@@ -17,7 +27,7 @@ def make_app(
         middlewares=[errors.error_middleware, auth.auth_middleware], client_max_size=MAX_BODY
     )
     app[CONTEXT] = ctx
-    tables = (api.routes, boot.routes, artifacts.routes, openapi.routes)
+    tables = (api.routes, boot.routes, artifacts.routes, openapi.routes, swarm.routes)
     for table in (*tables, nodeboot.routes, events.routes, *(extra_routes or [])):
         app.router.add_routes(table)
     app.on_shutdown.append(events.close_streams)

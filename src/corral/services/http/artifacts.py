@@ -22,7 +22,12 @@ async def artifact(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     if not ARTIFACT_NAME.match(name):
         raise web.HTTPNotFound(text="no such artifact\n")
-    path = context_of(request).corral.settings.paths.artifacts / name
+    ctx = context_of(request)
+    path = ctx.corral.settings.paths.artifacts / name
     if not path.is_file():
         raise web.HTTPNotFound(text="no such artifact\n")
-    return web.FileResponse(path, chunk_size=1 << 20)
+    response = web.FileResponse(path, chunk_size=1 << 20)
+    await response.prepare(request)  # sends the file (sendfile); then its length is known
+    sent = ctx.extra.setdefault("artifact_bytes", {})
+    sent[name] = sent.get(name, 0) + (response.content_length or 0)
+    return response
