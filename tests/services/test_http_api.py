@@ -52,8 +52,9 @@ def test_admin_calls_need_the_token(live_server: LiveServer) -> None:
         status, body, _ = call(live_server, "GET", "/api/v1/nodes", token=token)
         assert status == 401
         assert "token" in json.loads(body)["error"]
-    status, _, _ = call(live_server, "GET", "/api/v1/nodes")
-    assert status == 200
+    for path in ("/api/v1/nodes", "/api/v1/leases", "/api/v1/discovered"):
+        status, _, _ = call(live_server, "GET", path)
+        assert status == 200, path
     with pytest.raises(ClientError, match="refused the token"):
         RemoteActions(live_server.url, "wrong").inventory()
 

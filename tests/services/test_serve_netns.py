@@ -17,6 +17,7 @@ from corral.actions import LocalActions
 from corral.app import Corral
 from corral.config import Settings
 from corral.lab.netns import Topology, ns_argv
+from corral.services.dhcp_store import list_leases
 from tests.conftest import need_tool
 from tests.helpers.clients import bridge_lab, run_udhcpc, stop
 from tests.helpers.serve import CORRAL, corral_serve
@@ -67,6 +68,8 @@ def test_serve_answers_known_new_and_unknown_machines(
     seen = {d["mac"]: d for d in actions.discovered()}
     assert UNKNOWN in seen and KNOWN not in seen
     assert seen[UNKNOWN]["source"] == "dhcp"
+    leases = {lease["mac"]: lease["ip"] for lease in list_leases(actions.app.store)}
+    assert leases == {KNOWN: "10.77.0.11", LATE: "10.77.0.12", UNKNOWN: "10.77.0.200"}
 
 
 def test_leases_survive_kill_9_of_serve(topo: Topology, corral_home: Path, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from corral.inventory.errors import InventoryError
 from corral.inventory.fileformat import public_dict
 from corral.inventory.hostlists import expand
 from corral.inventory.models import Cluster, Record
+from corral.services.dhcp_store import list_leases
 from corral.services.http.context import context_of
 
 routes = web.RouteTableDef()
@@ -180,6 +181,13 @@ async def adopt(request: web.Request) -> web.Response:
         raise InventoryError("adopt needs 'mac' and 'name'")
     node = await ctx.run(ctx.actions.adopt, mac, name, data.get("profiles"))
     return web.json_response(record_json(node))
+
+
+@routes.get("/api/v1/leases")
+async def leases(request: web.Request) -> web.Response:
+    """DHCP leases (reserved and dynamic), with expiry times."""
+    ctx = context_of(request)
+    return web.json_response(await ctx.run(list_leases, ctx.corral.store))
 
 
 __all__ = ["public_dict", "routes"]
