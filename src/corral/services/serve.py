@@ -43,6 +43,7 @@ from corral.services.tracker import Tracker, tracker_routes
 
 log = logging.getLogger("corral.serve")
 ADOPT_RETRY = 30.0  # seconds between switch-port lookups for one unknown MAC
+RECORD_EVERY = 5.0  # seconds between discovery records for one unknown MAC
 DEFAULT_HTTP_PORT = 9480
 
 
@@ -93,6 +94,7 @@ class CorralServer:
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         self._adopting: dict[str, float] = {}
+        self._recorded: dict[str, float] = {}
         self._record_discovered = discovery_recorder(corral.store)
 
     def _make_dhcp(self) -> DhcpServer:
@@ -112,9 +114,19 @@ class CorralServer:
         )
 
     def _on_discovered(self, seen: Discovered) -> None:
-        """Record an unknown machine, then try to name it by its switch port."""
-        self._record_discovered(seen)
+        """Record an unknown machine, then try to name it by its switch port.
+
+        At most once per MAC every few seconds: a client's DISCOVER and
+        REQUEST (and its retries) must not each cost database writes.
+        """
         now = time.monotonic()
+        if now - self._recorded.get(seen.mac, -RECORD_EVERY) < RECORD_EVERY:
+            return
+        if len(self._recorded) > 50_000:
+            self._recorded = {m: t for m, t in self._recorded.items() if now - t < RECORD_EVERY}
+            self._adopting = {m: t for m, t in self._adopting.items() if now - t < ADOPT_RETRY}
+        self._recorded[seen.mac] = now
+        self._record_discovered(seen)
         if now - self._adopting.get(seen.mac, -ADOPT_RETRY) < ADOPT_RETRY:
             return
         self._adopting[seen.mac] = now

@@ -26,8 +26,24 @@ async def artifact(request: web.Request) -> web.StreamResponse:
     path = ctx.corral.settings.paths.artifacts / name
     if not path.is_file():
         raise web.HTTPNotFound(text="no such artifact\n")
-    response = web.FileResponse(path, chunk_size=1 << 20)
-    await response.prepare(request)  # sends the file (sendfile); then its length is known
-    sent = ctx.extra.setdefault("artifact_bytes", {})
-    sent[name] = sent.get(name, 0) + (response.content_length or 0)
-    return response
+    count_sent(ctx.extra.setdefault("artifact_bytes", {}), name, request, path.stat().st_size)
+    return web.FileResponse(path, chunk_size=1 << 20)
+
+
+def count_sent(sent: dict[str, int], name: str, request: web.Request, size: int) -> None:
+    """Bytes this request asks for (whole file or its Range): the server's egress ledger.
+
+    Counted from the request rather than after sending, so the response stays
+    a plain FileResponse (sendfile, keep-alive) and is never prepared twice.
+    """
+    if request.if_none_match:
+        return  # most likely a 304
+    try:
+        wanted = request.http_range
+    except ValueError:
+        return
+    start = wanted.start or 0
+    stop = size if wanted.stop is None else min(wanted.stop, size)
+    if start < 0:  # a suffix range: the last -start bytes
+        start, stop = max(size + start, 0), size
+    sent[name] = sent.get(name, 0) + max(stop - start, 0)
