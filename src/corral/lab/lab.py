@@ -242,6 +242,7 @@ class Lab:
                 paused=True,
             )
             proc = start_vm(spec, netns)
+            wait_for_socket(spec.qmp_socket, proc)
             vms.append(
                 LabVm(name, spec.mac, tap, proc.pid, str(spec.serial_log), str(spec.qmp_socket))
             )
@@ -292,6 +293,19 @@ class Lab:
 
     def state(self) -> LabState | None:
         return LabState.load(self.state_file)
+
+
+def wait_for_socket(path: Path, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    """QEMU is ready for QMP (and so for power on) once its socket exists."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            raise InventoryError(
+                f"QEMU exited at start (code {proc.returncode}): see {path.parent}"
+            )
+        if time.monotonic() > deadline:
+            raise InventoryError(f"QEMU did not open {path} within {timeout:.0f} s")
+        time.sleep(0.05)
 
 
 def pid_alive(pid: int) -> bool:

@@ -24,6 +24,7 @@ DONE_STATES = ("booted", "failed")
 class QueueReport:
     started: dict[str, float] = field(default_factory=dict)
     finished: dict[str, str] = field(default_factory=dict)  # node -> booted/failed/timeout
+    errors: dict[str, str] = field(default_factory=dict)
 
     @property
     def failed(self) -> list[str]:
@@ -57,9 +58,13 @@ async def boot_in_waves(
         while waiting and len(running) < concurrency:
             name = waiting.pop(0)
             report.started[name] = time.time()
-            await run_power(targets_for(inv, [name]), Action.ON)
+            (result,) = await run_power(targets_for(inv, [name]), Action.ON)
+            if not result.ok:  # a VM that cannot be powered on will not boot
+                report.finished[name] = f"power on failed: {result.error}"
+                report.errors[name] = str(result.error)
             running.append(name)
             on_change(report)
+        running = [n for n in running if n not in report.finished]
         rows = await asyncio.to_thread(actions.status, running) if running else []
         for row in rows:
             name = str(row["node"])
