@@ -27,7 +27,7 @@ from typing import Any, Literal
 from corral.actions import LocalActions
 from corral.app import Corral
 from corral.inventory.errors import InventoryError
-from corral.lab.netns import NetnsError, ns_argv, run_ip
+from corral.lab.netns import NetnsError, add_bridge, add_namespace, add_tap, ns_argv, run_ip
 from corral.lab.vm import VmSpec, create_disk, qemu_argv, start_vm
 
 SERVER_IP = "10.99.0.1"
@@ -170,22 +170,8 @@ class Lab:
         netns = namespace_for(self.corral.settings.paths.home)
         with contextlib.suppress(NetnsError):
             run_ip("netns", "delete", netns)
-        run_ip("netns", "add", netns)
-        run_ip("link", "set", "lo", "up", netns=netns)
-        run_ip(
-            "link",
-            "add",
-            BRIDGE,
-            "type",
-            "bridge",
-            "stp_state",
-            "0",
-            "forward_delay",
-            "0",
-            netns=netns,
-        )
-        run_ip("link", "set", BRIDGE, "up", netns=netns)
-        run_ip("addr", "add", f"{SERVER_IP}/24", "dev", BRIDGE, netns=netns)
+        add_namespace(netns)
+        add_bridge(netns, BRIDGE, f"{SERVER_IP}/24")
         return netns
 
     def start_server(self, netns: str) -> int:
@@ -227,8 +213,7 @@ class Lab:
             tap = f"tap{i}"
             with contextlib.suppress(NetnsError):
                 run_ip("link", "delete", tap, netns=netns)
-            run_ip("tuntap", "add", "dev", tap, "mode", "tap", netns=netns)
-            run_ip("link", "set", tap, "master", BRIDGE, "up", netns=netns)
+            add_tap(netns, BRIDGE, tap)
             disk = create_disk(workdir / f"{name}.qcow2") if opts.stateful else None
             spec = VmSpec(
                 name=name,

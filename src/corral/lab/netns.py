@@ -43,6 +43,30 @@ def unique_name(prefix: str) -> str:
     return f"{prefix}{secrets.token_hex(3)}"
 
 
+def add_namespace(name: str) -> str:
+    """A namespace with loopback up."""
+    run_ip("netns", "add", name)
+    run_ip("link", "set", "lo", "up", netns=name)
+    return name
+
+
+def add_bridge(netns: str, name: str, address: str | None = None, mtu: int = 1500) -> str:
+    """A bridge with STP off and no forwarding delay (else first packets drop)."""
+    run_ip("link", "add", name, "type", "bridge", "stp_state", "0", "forward_delay", "0",
+           netns=netns)  # fmt: skip
+    run_ip("link", "set", name, "mtu", str(mtu), "up", netns=netns)
+    if address:
+        run_ip("addr", "add", address, "dev", name, netns=netns)
+    return name
+
+
+def add_tap(netns: str, bridge: str, name: str) -> str:
+    """A tap device enslaved to `bridge`, for a QEMU NIC started in `netns`."""
+    run_ip("tuntap", "add", "dev", name, "mode", "tap", netns=netns)
+    run_ip("link", "set", name, "master", bridge, "up", netns=netns)
+    return name
+
+
 @dataclass
 class Topology:
     """A set of namespaces and links that is torn down as a whole.
@@ -74,29 +98,11 @@ class Topology:
     def namespace(self, role: str) -> str:
         """Create a namespace with loopback up; returns its name."""
         name = f"{self.prefix}-{role}-{secrets.token_hex(2)}"
-        run_ip("netns", "add", name)
-        self.namespaces.append(name)
-        run_ip("link", "set", "lo", "up", netns=name)
+        self.namespaces.append(add_namespace(name))
         return name
 
     def bridge(self, netns: str, name: str, address: str | None = None, mtu: int = 1500) -> str:
-        """A bridge with STP off and no forwarding delay (else first packets drop)."""
-        run_ip(
-            "link",
-            "add",
-            name,
-            "type",
-            "bridge",
-            "stp_state",
-            "0",
-            "forward_delay",
-            "0",
-            netns=netns,
-        )
-        run_ip("link", "set", name, "mtu", str(mtu), "up", netns=netns)
-        if address:
-            run_ip("addr", "add", address, "dev", name, netns=netns)
-        return name
+        return add_bridge(netns, name, address, mtu)
 
     def attach(
         self,
@@ -141,11 +147,7 @@ class Topology:
         return a, b
 
     def tap(self, netns: str, bridge: str) -> str:
-        """A tap device enslaved to `bridge`, for a QEMU NIC started in `netns`."""
-        name = unique_name("tap")
-        run_ip("tuntap", "add", "dev", name, "mode", "tap", netns=netns)
-        run_ip("link", "set", name, "master", bridge, "up", netns=netns)
-        return name
+        return add_tap(netns, bridge, unique_name("tap"))
 
     def route(self, netns: str, dest: str, via: str) -> None:
         run_ip("route", "add", dest, "via", via, netns=netns)
