@@ -22,7 +22,7 @@ from corral.config import Settings
 from corral.protocols import bencode
 from corral.services.seeder import Seeder, SeederSettings, publish_image, spread_of
 from corral.services.serve import CorralServer, ServeOptions
-from corral.services.tracker import Tracker, tracker_routes
+from corral.services.tracker import Tracker
 from tests.conftest import need_tool
 
 T = TypeVar("T")
@@ -50,23 +50,25 @@ class SwarmServer:
 
 
 def serve(settings: SeederSettings) -> Iterator[SwarmServer]:
+    """`corral serve`'s own tracker and seeder (HTTP on loopback, no DHCP/TFTP)."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    tracker = Tracker()
     options = ServeOptions(
-        address="127.0.0.1", http_port=0, tftp=False, dhcp=False,
-        extra_routes=[tracker_routes(tracker)],
+        address="127.0.0.1", http_port=0, tftp=False, dhcp=False, bt_port=0,
+        seeder_settings=settings,
     )  # fmt: skip
     corral = CorralServer(Corral(Settings.from_env()), options)
-    server = SwarmServer(loop, tracker, corral, Seeder("127.0.0.1", 0, settings))
+
+    async def start() -> None:
+        await corral.start()
+
     try:
-        server.call(corral.start())
-        server.call(server.seeder.start())
-        yield server
+        asyncio.run_coroutine_threadsafe(start(), loop).result(60)
+        assert corral.seeder is not None
+        yield SwarmServer(loop, corral.tracker, corral, corral.seeder)
     finally:
-        server.call(server.seeder.stop())
-        server.call(corral.stop())
+        asyncio.run_coroutine_threadsafe(corral.stop(), loop).result(60)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(30)
         loop.close()
