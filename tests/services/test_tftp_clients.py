@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +14,7 @@ import pytest
 from corral.protocols.tftp import SessionConfig, TftpRoot
 from corral.services.tftp import TftpServer
 from tests.conftest import need, need_tool
+from tests.helpers.loop import run_in_thread
 
 UNDIONLY = Path("/usr/lib/ipxe/undionly.kpxe")
 IPXE_EFI = Path("/usr/lib/ipxe/ipxe.efi")
@@ -42,40 +41,9 @@ def make_root(tmp_path: Path) -> Path:
     return root
 
 
-def run_server(server: TftpServer) -> Iterator[TftpServer]:
-    """Run `server` on its own event loop in a thread; stop it afterwards."""
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(server.start())
-        except BaseException as exc:  # surfaced to the test below
-            errors.append(exc)
-            return
-        finally:
-            ready.set()
-        loop.run_forever()
-        loop.run_until_complete(server.stop())
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    ready.wait(10)
-    if errors:
-        raise errors[0]
-    try:
-        yield server
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
-
-
 def live_server(root: Path) -> Iterator[Live]:
     server = TftpServer(TftpRoot(root), "127.0.0.1", 0, config=SessionConfig(timeout=0.5))
-    for started in run_server(server):
+    for started in run_in_thread(server):
         yield Live(started, root, started.address[1])
 
 
