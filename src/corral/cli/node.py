@@ -12,7 +12,6 @@ from corral.cli.output import emit, output_option, success
 from corral.cli.settings_options import csv, settings_changes, settings_options
 from corral.inventory import ops
 from corral.inventory.hostlists import expand
-from corral.inventory.index import Inventory
 from corral.inventory.merge import EffectiveNode
 from corral.inventory.models import Node
 
@@ -75,7 +74,7 @@ def set_(ctx: CliContext, /, names: str, mac: str | None, ip: str | None, **para
     success(f"{len(changed)} node(s) updated")
 
 
-def _primary(inv: Inventory, node: Node) -> tuple[str | None, str | None]:
+def _primary(node: Node) -> tuple[str | None, str | None]:
     iface = node.interfaces[0] if node.interfaces else None
     if iface is None:
         return None, None
@@ -99,7 +98,7 @@ def list_(ctx: CliContext, /, names: str | None, output: str) -> None:
         out = []
         for n in nodes:
             eff = inv.effective(n.name).settings
-            mac, ip = _primary(inv, n)
+            mac, ip = _primary(n)
             out.append((n.name, ",".join(n.profiles), eff.image, ip, mac, eff.boot or "stateless"))
         return out
 

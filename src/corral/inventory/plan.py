@@ -78,12 +78,8 @@ def _fields_changed(old: BaseModel, new: BaseModel) -> tuple[str, ...]:
 
 def plan_apply(current: Inventory, desired: Cluster, prune: bool = False) -> Plan:
     """Compute the changes and the validated resulting inventory."""
-    result = Inventory(
-        settings=desired.cluster,
-        networks=dict(current.networks),
-        profiles=dict(current.profiles),
-        nodes=dict(current.nodes),
-    )
+    result = current.copy()
+    result.settings = desired.cluster
     plan = Plan(result=result, settings_changed=current.settings != desired.cluster)
     for kind in KINDS:
         have = getattr(current, kind)

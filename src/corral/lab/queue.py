@@ -24,7 +24,6 @@ DONE_STATES = ("booted", "failed")
 class QueueReport:
     started: dict[str, float] = field(default_factory=dict)
     finished: dict[str, str] = field(default_factory=dict)  # node -> booted/failed/timeout
-    errors: dict[str, str] = field(default_factory=dict)
 
     @property
     def failed(self) -> list[str]:
@@ -61,7 +60,6 @@ async def boot_in_waves(
             (result,) = await run_power(targets_for(inv, [name]), Action.ON)
             if not result.ok:  # a VM that cannot be powered on will not boot
                 report.finished[name] = f"power on failed: {result.error}"
-                report.errors[name] = str(result.error)
             running.append(name)
             on_change(report)
         running = [n for n in running if n not in report.finished]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from ipaddress import IPv4Address
 from typing import Any
 
@@ -148,7 +147,6 @@ class DbLeaseStore:
 
 def discovered_record(d: Discovered) -> dict[str, Any]:
     """What `corral node discovered` shows for a machine DHCP saw."""
-    raw = asdict(d)
     return {
         "source": "dhcp",
         "client_arch": list(d.client_arch),
@@ -157,7 +155,7 @@ def discovered_record(d: Discovered) -> dict[str, Any]:
         "circuit_id": d.circuit_id.decode(errors="replace") if d.circuit_id else None,
         "remote_id": d.remote_id.decode(errors="replace") if d.remote_id else None,
         "giaddr": str(d.giaddr) if d.giaddr else None,
-        "hostname": raw.get("hostname"),
+        "hostname": d.hostname,
     }
 
 

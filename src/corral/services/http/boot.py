@@ -20,6 +20,7 @@ from corral.boot.decide import ImageBoot, boot_files
 from corral.inventory.errors import InventoryError
 from corral.inventory.types import check_mac_or_error
 from corral.services.http.context import HttpContext, context_of
+from corral.services.http.nodeboot import artifact_entry
 from corral.store import schema
 from corral.store.inventory import load_node_view, node_name_by_mac
 from corral.store.runtime import record_discovered
@@ -39,16 +40,11 @@ def image_boot(conn: Connection, image: str, server_url: str) -> ImageBoot | Non
         sa.select(schema.images.c.spec).where(schema.images.c.name == image)
     ).scalar()
     artifacts = (spec or {}).get("artifacts") or {}
-    kernel, initramfs = sha_of(artifacts.get("kernel")), sha_of(artifacts.get("initramfs"))
-    if not kernel or not initramfs:
+    kernel = artifact_entry(artifacts.get("kernel"), server_url)
+    initramfs = artifact_entry(artifacts.get("initramfs"), server_url)
+    if kernel is None or initramfs is None:
         return None
-    return ImageBoot(f"{server_url}/artifacts/{kernel}", f"{server_url}/artifacts/{initramfs}")
-
-
-def sha_of(entry: object) -> str | None:
-    """An artifact entry of the image record: `{"sha256": ...}` (or a bare digest)."""
-    value = entry.get("sha256") if isinstance(entry, dict) else entry
-    return value if isinstance(value, str) else None
+    return ImageBoot(kernel["url"], initramfs["url"])
 
 
 def unassigned_nodes(conn: Connection) -> list[str]:
