@@ -5,9 +5,10 @@ Usage: .venv/bin/python bench/http_bench.py [--size-mib 256] [--runs 3] [--durat
 
 All on loopback, in the same run, on free ports:
 - corral: `corral serve --no-dhcp --no-tftp --address 127.0.0.1` on a scratch
-  CORRAL_HOME with one node (MAC 52:54:00:be:00:01) whose image names the artifact
-  as kernel and initramfs, so `/boot/<mac>.ipxe` takes the real path (MAC lookup,
-  state write, node view, image record) and `/artifacts/<sha256>` is FileResponse.
+  CORRAL_HOME with one node (MAC 52:54:00:be:00:01, address 127.0.0.1) whose image
+  names the artifact as kernel and initramfs, so `/boot/<mac>.ipxe` takes the real
+  path (MAC lookup, the node's addresses, node view, image record, a boot token
+  written) and `/artifacts/<sha256>` is FileResponse.
 - nginx: `nginx -g 'daemon off;'` with its own config (`worker_processes` N,
   sendfile on, access_log off) serving the same artifact file and a static copy of
   the script corral produced; stopped by its PID.
@@ -39,10 +40,9 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-import sqlalchemy as sa
-
+from corral.images import catalog
 from corral.images.records import Image
-from corral.store import schema
+from corral.store.db import open_store
 
 CORRAL = [sys.executable, "-m", "corral.cli"]
 MAC = "52:54:00:be:00:01"
@@ -50,7 +50,7 @@ BLOB = Path("/var/tmp/corral-http-bench.bin")
 
 FASTAPI_APP = """
 import os
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, PlainTextResponse
 from corral.app import Corral
 from corral.config import Settings
@@ -63,8 +63,8 @@ app = FastAPI()
 
 
 @app.get("/boot/{mac}.ipxe")
-def boot(mac: str) -> PlainTextResponse:
-    text = script_for(ctx, mac.lower())
+def boot(mac: str, request: Request) -> PlainTextResponse:
+    text = script_for(ctx, mac.lower(), request.client.host if request.client else "")
     return PlainTextResponse(text, headers={"Cache-Control": "no-store"})
 
 
@@ -149,7 +149,8 @@ def make_home(home: Path, blob: Path) -> str:
         subprocess.run([*CORRAL, *args], env=env, check=True, capture_output=True)
 
     corral("init")
-    corral("network", "add", "bench", "--cidr", "10.80.0.0/16", "--gateway", "10.80.0.1")
+    # the node lives at 127.0.0.1, where the load comes from: the script mints its boot token
+    corral("network", "add", "bench", "--cidr", "127.0.0.0/16")
     digest = hashlib.sha256(blob.read_bytes()).hexdigest()
     artifacts = home / "artifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
@@ -183,15 +184,12 @@ def make_home(home: Path, blob: Path) -> str:
             "artifacts": artifacts_spec,
         }
     )
-    engine = sa.create_engine(f"sqlite:///{home / 'corral.db'}")
-    with engine.begin() as conn:
-        conn.execute(
-            sa.insert(schema.images).values(
-                name="bench", digest=image.digest, spec=image.model_dump(mode="json")
-            )
-        )
-    engine.dispose()
-    corral("node", "add", "n001", "--network", "bench", "--mac", MAC, "--image", "bench")
+    store = open_store(f"sqlite:///{home / 'corral.db'}")
+    with store.transaction() as conn:
+        catalog.insert(conn, image)
+    store.close()
+    corral("node", "add", "n001", "--network", "bench", "--mac", MAC, "--ip", "127.0.0.1")
+    corral("node", "set", "n001", "--image", "bench")
     return digest
 
 

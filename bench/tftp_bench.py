@@ -39,7 +39,8 @@ def free_udp_port() -> int:
 @contextmanager
 def corral_server(root: Path) -> Iterator[int]:
     loop = asyncio.new_event_loop()
-    server = TftpServer(TftpRoot(root), "127.0.0.1", 0)
+    # every atftp client comes from 127.0.0.1: lift the per-client limit (8) for the bench
+    server = TftpServer(TftpRoot(root), "127.0.0.1", 0, max_per_client=1024)
     loop.run_until_complete(server.start())
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()

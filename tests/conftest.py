@@ -14,14 +14,48 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from corral.app import Corral
 from corral.config import Paths, Settings
 from corral.lab.netns import Topology, can_create_namespaces
+from tests.helpers.xdist_scopes import scope_of
 
 REQUIRE_ALL = os.environ.get("CORRAL_TEST_REQUIRE_ALL") == "1"
+
+
+# heaviest first: VM tests, then other slow ones, then the rest (see the hook below)
+WEIGHT_OF_MARK = (("vm", 0), ("slow", 1))
+
+
+def _weight(item: pytest.Item) -> int:
+    return next((w for mark, w in WEIGHT_OF_MARK if item.get_closest_marker(mark)), 2)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Units that hold VM tests run first (`make test` runs two pytest-xdist workers), so that
+    the longest work starts first and the two workers finish together; within a rank the
+    collection order stays. The units are `tests.helpers.xdist_scopes.scope_of`."""
+    rank: dict[str, int] = {}
+    for item in items:
+        scope = scope_of(item.nodeid)
+        rank[scope] = min(rank.get(scope, 2), _weight(item))
+    order = {id(item): i for i, item in enumerate(items)}
+    items.sort(key=lambda item: (rank[scope_of(item.nodeid)], order[id(item)]))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Give each worker whole units of `scope_of` (a module, a shared lab, or one VM test)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class LabScopeScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return scope_of(nodeid)
+
+    return LabScopeScheduling(config, log)
 
 
 def need(condition: bool, why: str) -> None:

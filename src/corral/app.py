@@ -12,15 +12,23 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from corral.config import Settings
+from corral.config import Paths, Settings
 from corral.inventory.bulk import gc_paused
 from corral.inventory.index import Inventory
 from corral.inventory.models import Cluster
 from corral.inventory.plan import Plan, plan_apply
+from corral.store.agent import all_facts
 from corral.store.db import Store, open_store
-from corral.store.inventory import load_inventory, save_inventory
+from corral.store.files import make_private
+from corral.store.inventory import (
+    change_inventory,
+    load_inventory,
+    read_inventory,
+    save_inventory,
+)
+from corral.store.secretbox import SecretBox
 
 T = TypeVar("T")
 
@@ -32,20 +40,24 @@ class Corral:
     @cached_property
     def store(self) -> Store:
         self.settings.paths.home.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return open_store(self.settings.database_url)
+        return open_store(self.settings.database_url, SecretBox(self.settings.secret_key_file))
+
+    @property
+    def paths(self) -> Paths:
+        return self.settings.paths
 
     def read(self) -> Inventory:
-        with self.store.transaction() as conn, gc_paused():
-            return load_inventory(conn)
+        return read_inventory(self.store)
+
+    def node_facts(self) -> dict[str, dict[str, Any]]:
+        """Every node's facts as its agent last reported them (with `reported`, the time)."""
+        with self.store.reading() as conn:
+            return all_facts(conn)
 
     def change(self, action: Callable[[Inventory], T]) -> T:
         """Run `action` on the inventory and save what it changed, atomically."""
-        with self.store.transaction() as conn, gc_paused():
-            before = load_inventory(conn)
-            after = before.copy()
-            result = action(after)
-            save_inventory(conn, before, after)
-            return result
+        with self.store.transaction() as conn:
+            return change_inventory(conn, action)
 
     def apply(self, desired: Cluster, prune: bool = False, dry_run: bool = False) -> Plan:
         with self.store.transaction() as conn, gc_paused():
@@ -59,6 +71,7 @@ class Corral:
         """The admin API token, kept in CORRAL_HOME with mode 0600."""
         path = self.settings.paths.token
         if path.exists():
+            make_private(path)  # one an older corral or a hand left readable
             return path.read_text().strip()
         if not create:
             return None

@@ -13,65 +13,133 @@ all read from that one table. The rules for changing it:
 4. Reporting the state a node is already in is progress, not a change: the
    report's data (bytes, peers, heartbeat) is kept, `since` stays.
 5. `new` is never reported: it is the state of a node that has no status yet.
-   A boot starts with `pxe`: corral's iPXE script records it, and the
-   initramfs reports it again first thing (harmless by rule 4, and needed
-   where firmware boots without that script, e.g. a Raspberry Pi over TFTP).
-6. A new state needs: an entry in `DESCRIPTIONS`, its edges here, and a place
-   in `PATH` if it lies on the way to `ready` (so `--watch-until` can rank it).
+   A boot starts with `pxe`: the server records it when the initramfs spends
+   this boot's token (fetching the iPXE script changes nothing: anyone can
+   fetch it), and the initramfs reports it again first thing (harmless by
+   rule 4, and needed where firmware boots without that script, e.g. a
+   Raspberry Pi over TFTP).
+6. A new state needs: a member of `State`, an entry in `DESCRIPTIONS`, its
+   edges here, and a place in `PATH` if it lies on the way to `ready` (so
+   `--watch-until` can rank it). A state nothing reports is removed, not kept
+   (unknown machines are not a node state: they wait in the discovered table).
+7. `lost` is entered by the server, never reported by a node: a `ready` node
+   whose agent has sent no heartbeat for the heartbeat timeout becomes `lost`
+   (`corral.store.agent.mark_lost`); its next heartbeat makes it `ready` again.
 
-No I/O and no clock here: callers pass `now`.
+No I/O and no clock here: callers pass `now`. This module imports nothing of
+corral and sits in the bottom layer, beside `inventory`, because the store
+checks every report against it (pyproject.toml's layers contract). `State` is
+the one spelling of a state in code, and a `StrEnum`, so it compares equal to
+the plain strings that arrive over HTTP or come back from the database.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 
-NEW = "new"
-DISCOVERED = "discovered"
-PXE = "pxe"
-DOWNLOADING = "downloading"
-INSTALLING = "installing"
-UNPACKING = "unpacking"
-BOOTED = "booted"
-READY = "ready"
-SERVICE = "service"
-FAILED = "failed"
+__all__ = [
+    "BOOTED",
+    "DESCRIPTIONS",
+    "DOWNLOADING",
+    "FAILED",
+    "FROM_ANYWHERE",
+    "HANDOVER",
+    "INSTALLING",
+    "LOST",
+    "NEW",
+    "PATH",
+    "PXE",
+    "READY",
+    "REPORTABLE",
+    "SERVICE",
+    "STATES",
+    "TRANSITIONS",
+    "UNPACKING",
+    "NodeState",
+    "Refused",
+    "State",
+    "allowed",
+    "edges",
+    "next_states",
+    "reached",
+    "to_dot",
+    "transition",
+]
 
-DESCRIPTIONS: dict[str, str] = {
+
+class State(StrEnum):
+    """Where a node is; the value is what a node reports and what the API shows."""
+
+    NEW = "new"
+    PXE = "pxe"
+    DOWNLOADING = "downloading"
+    INSTALLING = "installing"
+    UNPACKING = "unpacking"
+    HANDOVER = "handover"
+    BOOTED = "booted"
+    READY = "ready"
+    LOST = "lost"
+    SERVICE = "service"
+    FAILED = "failed"
+
+
+NEW = State.NEW
+PXE = State.PXE
+DOWNLOADING = State.DOWNLOADING
+INSTALLING = State.INSTALLING
+UNPACKING = State.UNPACKING
+HANDOVER = State.HANDOVER
+BOOTED = State.BOOTED
+READY = State.READY
+LOST = State.LOST
+SERVICE = State.SERVICE
+FAILED = State.FAILED
+
+DESCRIPTIONS: dict[State, str] = {
     NEW: "in the inventory, never reported",
-    DISCOVERED: "seen on the network, not booted by corral yet",
-    PXE: "firmware fetched its boot script (a boot or a reboot)",
+    PXE: "a boot started: the initramfs spent this boot's token (a boot or a reboot)",
     DOWNLOADING: "initramfs is fetching the image (BitTorrent or HTTP)",
     INSTALLING: "stateful: partitioning, formatting, writing the image to disk",
     UNPACKING: "stateless: unpacking the image into memory",
-    BOOTED: "switched into the image's init",
+    HANDOVER: "initramfs found the image's init and switched root to it; the OS is starting",
+    BOOTED: "the image's own system came up and said so (its agent or boot script)",
     READY: "runtime agent heartbeat: the system is up",
+    LOST: "heartbeats stopped: the agent has not reported within the timeout",
     SERVICE: "rescue mode: initramfs shell and SSH, no switch_root",
     FAILED: "a step failed; see the last error",
 }
 
-TRANSITIONS: dict[str, frozenset[str]] = {
-    NEW: frozenset({DISCOVERED}),
-    DISCOVERED: frozenset(),
+TRANSITIONS: dict[State, frozenset[State]] = {
+    NEW: frozenset(),
     # booted straight from pxe: a single-stage image (the image is the initrd)
     PXE: frozenset({DOWNLOADING, INSTALLING, SERVICE, BOOTED}),
     # stateful nodes may partition before or after the download
     DOWNLOADING: frozenset({UNPACKING, INSTALLING}),
-    INSTALLING: frozenset({DOWNLOADING, UNPACKING, BOOTED}),
-    UNPACKING: frozenset({BOOTED}),
+    # corral's initramfs reports only `handover`: `booted` comes from the booted
+    # system itself (its agent or boot script), so an image whose init does not
+    # start never claims it. The direct edges to `booted` stay for a booted
+    # system whose initramfs' `handover` report was lost.
+    INSTALLING: frozenset({DOWNLOADING, UNPACKING, HANDOVER, BOOTED}),
+    UNPACKING: frozenset({HANDOVER, BOOTED}),
+    HANDOVER: frozenset({BOOTED}),
     BOOTED: frozenset({READY}),
-    READY: frozenset(),
+    # booted again: a node that rebooted from its own disk asks for no boot script
+    READY: frozenset({LOST, BOOTED}),
+    # heartbeats resumed (a network outage, a restarted agent), or the node rebooted
+    LOST: frozenset({READY, BOOTED}),
     SERVICE: frozenset(),
     FAILED: frozenset(),
 }
 
-FROM_ANYWHERE: frozenset[str] = frozenset({FAILED, PXE})
+FROM_ANYWHERE: frozenset[State] = frozenset({FAILED, PXE})
 
 # The way to a running node, in order: "has node X reached booted?" ranks by it.
-PATH: tuple[str, ...] = (NEW, DISCOVERED, PXE, DOWNLOADING, INSTALLING, UNPACKING, BOOTED, READY)
+PATH: tuple[State, ...] = (NEW, PXE, DOWNLOADING, INSTALLING, UNPACKING, HANDOVER, BOOTED, READY)
 
-STATES: tuple[str, ...] = tuple(DESCRIPTIONS)
+# plain strings (not members) for places that print or offer them, e.g. click.Choice
+STATES: tuple[str, ...] = tuple(s.value for s in DESCRIPTIONS)
 REPORTABLE: frozenset[str] = frozenset(STATES) - {NEW}
 
 
@@ -79,7 +147,7 @@ REPORTABLE: frozenset[str] = frozenset(STATES) - {NEW}
 class NodeState:
     """A node's state and when it entered it."""
 
-    state: str
+    state: State
     since: float
 
 
@@ -94,9 +162,9 @@ class Refused:
 
 def allowed(current: str, wanted: str) -> bool:
     """Whether a node in `current` may report `wanted` (rules 2-4)."""
-    if wanted not in REPORTABLE or current not in TRANSITIONS:
+    if wanted not in REPORTABLE or current not in STATES:
         return False
-    return wanted == current or wanted in FROM_ANYWHERE or wanted in TRANSITIONS[current]
+    return wanted == current or wanted in FROM_ANYWHERE or wanted in TRANSITIONS[State(current)]
 
 
 def next_states(current: str) -> list[str]:
@@ -119,7 +187,7 @@ def transition(current: NodeState | None, event: str, now: float) -> NodeState |
         return Refused(here.state, event, f"cannot go from {here.state} to {event} (may: {may})")
     if event == here.state and current is not None:
         return current
-    return NodeState(event, now)
+    return NodeState(State(event), now)
 
 
 def reached(current: str, target: str) -> bool:
@@ -131,10 +199,10 @@ def reached(current: str, target: str) -> bool:
     return False
 
 
-def edges() -> Iterator[tuple[str, str]]:
+def edges() -> Iterator[tuple[State, State]]:
     """Every listed edge of the table (not the rule-3 ones), in table order."""
     for source, targets in TRANSITIONS.items():
-        for target in STATES:
+        for target in State:
             if target in targets:
                 yield source, target
 
@@ -146,8 +214,8 @@ def to_dot() -> str:
         "  rankdir=LR;",
         '  node [shape=box, style="rounded"];',
     ]
-    for state in STATES:
-        lines.append(f'  "{state}" [tooltip="{DESCRIPTIONS[state]}"];')
+    for state, description in DESCRIPTIONS.items():
+        lines.append(f'  "{state}" [tooltip="{description}"];')
     lines.append('  "*" [shape=plaintext, tooltip="any state"];')
     lines.extend(f'  "{a}" -> "{b}";' for a, b in edges())
     lines.extend(f'  "*" -> "{b}" [style=dashed];' for b in sorted(FROM_ANYWHERE))

@@ -122,13 +122,21 @@ def test_exit_codes(corral: Run) -> None:
     assert ok(corral("--version")).out.startswith("corral, version")
 
 
+def test_node_switch_options_name_the_switch_map(corral: Run) -> None:
+    setup_compute(corral)
+    err = corral("node", "add", "n1", "--profile", "compute", "--switch", "leaf1")
+    assert err.code == 2
+    assert "corral switch map SWITCH PORT NODE" in err.err
+    assert ok(corral("node", "list", "-o", "json")).out.strip() == "[]"
+
+
 def export(corral: Run, home: Path | None = None) -> str:
     return ok(corral("export", home_=home)).out
 
 
 def test_export_apply_export_is_byte_identical(corral: Run, tmp_path: Path) -> None:
     ok(corral("apply", "-f", str(EXAMPLE)))
-    ok(corral("profile", "set", "compute", "--bmc-password", "hunter2"))
+    ok(corral("profile", "set", "compute", "--bmc-password-prompt", input="hunter2\nhunter2\n"))
     ok(
         corral(
             "node", "add", "rack[1-2]-n[01-03]", "--profile", "default,compute", "--tag", "rack=r1"
@@ -200,6 +208,10 @@ BAD_FILES = {
     "duplicate mac": (
         EXAMPLE.read_text().replace("mac: 52:54:00:a0:00:02", "mac: 52:54:00:a0:00:01"),
         r"node gpu0[12]: interfaces\[0\].mac 52:54:00:a0:00:01 is already used by node gpu0[12]",
+    ),
+    "removed switch fields": (
+        "nodes:\n- name: n9\n  switch: leaf1\n  switch_port: '12'\n",
+        r"bad.yaml:2: nodes.0: .*corral switch map SWITCH PORT NODE",
     ),
     "range runs out": (
         "networks:\n- {name: t, cidr: 10.0.0.0/29}\nprofiles:\n- {name: p, networks: [t]}\n"
@@ -329,7 +341,12 @@ def test_cli_start_up_does_not_load_the_services() -> None:
 
 
 def test_serve_default_port_matches_the_service() -> None:
-    from corral.cli.serve import DEFAULT_HTTP_PORT
-    from corral.services.serve import DEFAULT_HTTP_PORT as SERVICE_PORT
+    from corral.cli.serve import serve
+    from corral.config import DEFAULT_HTTP_PORT
+    from corral.lab.lab import SERVER_URL
+    from corral.services.serve import ServeOptions
 
-    assert DEFAULT_HTTP_PORT == SERVICE_PORT
+    option = next(p for p in serve.params if p.name == "http_port")
+    assert option.default == DEFAULT_HTTP_PORT == 9480
+    assert ServeOptions.__dataclass_fields__["http_port"].default == DEFAULT_HTTP_PORT
+    assert SERVER_URL.endswith(f":{DEFAULT_HTTP_PORT}")

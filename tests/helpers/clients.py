@@ -57,6 +57,13 @@ def recording_script(tmp: Path, name: str, out: Path, when: str) -> Path:
 
 def run_udhcpc(ns: str, tmp: Path, tag: str) -> dict[str, str]:
     """One busybox udhcpc run (-q: quit once bound, no release); its `bound` env."""
+    env, output = try_udhcpc(ns, tmp, tag)
+    assert env is not None, f"udhcpc got no lease:\n{output}"
+    return env
+
+
+def try_udhcpc(ns: str, tmp: Path, tag: str) -> tuple[dict[str, str] | None, str]:
+    """One busybox udhcpc run: (its `bound` env, or None when it got no lease; its output)."""
     out = tmp / f"udhcpc-{tag}.env"
     script = recording_script(tmp, f"udhcpc-{tag}.sh", out, '[ "$1" = bound ]')
     argv = ["udhcpc", "-i", "eth0", "-f", "-q", "-n", "-T", "3", "-t", "3", "-s", str(script)]
@@ -65,8 +72,8 @@ def run_udhcpc(ns: str, tmp: Path, tag: str) -> dict[str, str]:
         output, _ = proc.communicate(timeout=30)
     finally:
         stop(proc, sig_kill=True)
-    assert out.exists(), f"udhcpc got no lease:\n{output.decode(errors='replace')}"
-    return env_file(out)
+    text = output.decode(errors="replace")
+    return (env_file(out) if out.exists() else None), text
 
 
 def run_dhclient(ns: str, tmp: Path) -> dict[str, str]:
@@ -103,12 +110,17 @@ def bridge_lab(topo: Topology, *macs: str) -> tuple[str, list[str]]:
 
 
 def wait_for_text(
-    path: Path, text: str, timeout: float, proc: subprocess.Popen[bytes] | None = None
+    path: Path,
+    text: str,
+    timeout: float,
+    proc: subprocess.Popen[bytes] | None = None,
+    *,
+    after: int = 0,
 ) -> bool:
-    """Wait until `text` appears in the file at `path` (a log)."""
+    """Wait until `text` appears in the file at `path` (a log), past byte `after`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if path.exists() and text in path.read_text(errors="replace"):
+        if path.exists() and text.encode() in path.read_bytes()[after:]:
             return True
         if proc is not None and proc.poll() is not None:
             return False

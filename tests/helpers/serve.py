@@ -25,10 +25,11 @@ def corral_serve(
     log = log or home.parent / "serve.log"
     env = {**os.environ, "CORRAL_HOME": str(home)}
     out = log.open("ab")
+    start = out.tell()  # a restart appends: wait for this run's line, not the last one's
     argv = ns_argv(netns, [*CORRAL, "serve", "-v", *args])
     proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
-        if not wait_for_text(log, "corral serving at", 30, proc):
+        if not wait_for_text(log, "corral serving at", 120, proc, after=start):
             pytest.fail(f"corral serve did not start:\n{log.read_text()}")
         yield proc
     finally:

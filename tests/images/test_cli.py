@@ -58,7 +58,26 @@ def test_user_errors_exit_1(corral_home: Path) -> None:
 def test_exec_and_pack(tiny: Image) -> None:
     result = corral("image", "exec", "tiny", "--", "uname", "-r")
     assert result.exit_code == 0
-    packed = corral("image", "pack", "tiny", "--server", "http://127.0.0.1:8080", "-o", "json")
+    packed = corral("image", "pack", "tiny", "--boot-url", "http://127.0.0.1:8080", "-o", "json")
     assert packed.exit_code == 0, packed.output
     data = json.loads(packed.output[packed.output.index("{") :])
     assert data["kernel_version"] == tiny.kernel.version  # type: ignore[union-attr]
+
+
+def test_build_names_its_presets_and_refuses_an_unknown_one(app: Corral) -> None:
+    helped = corral("image", "build", "--help")
+    assert helped.exit_code == 0
+    for name in ("minimal", "server", "slurm", "--include", "--exclude"):
+        assert name in helped.output
+    refused = corral("image", "build", "x", "--debootstrap", "bookworm", "--preset", "huge")
+    assert refused.exit_code == 2 and "'huge' is not one of" in refused.output
+    assert api.list_images(app) == []
+
+
+def test_show_prints_the_ram_a_stateless_node_needs_once_packed(tiny: Image) -> None:
+    assert "ram_needed" not in json.loads(corral("image", "show", "tiny", "-o", "json").output)
+    assert corral("image", "pack", "tiny", "--boot-url", "http://10.0.0.1:8080").exit_code == 0
+    shown = json.loads(corral("image", "show", "tiny", "-o", "json").output)
+    packed = shown["artifacts"]["image"]["size"]
+    assert shown["ram_needed"] == shown["size"] + shown["files"] * 2048 + packed + (64 << 20)
+    assert "ram needed (stateless)" in corral("image", "show", "tiny").output

@@ -48,3 +48,20 @@ def test_local_grab_applies_the_default_excludes(app: Corral, tmp_path: Path) ->
     assert (root / "etc/machine-id").read_text() == ""
     assert list((root / "proc").iterdir()) == [] and list((root / "tmp").iterdir()) == []
     assert image.source == f"grab:{node}"
+
+
+def test_grab_of_an_inventory_node_leaves_out_its_overlay_output(app: Corral) -> None:
+    from corral.cli.image import grab_excludes
+    from corral.overlays.render import render_node
+
+    app.change(lambda inv: ops.add_network(inv, {"name": "prov", "cidr": "10.7.0.0/24"}))
+    app.change(
+        lambda inv: ops.add_nodes(inv, ["n1"], {"networks": ["prov"]}, mac=None, ip="10.7.0.11")
+    )
+    excludes = grab_excludes(app, "n1")
+    rendered = set(render_node(app, app.settings.paths, "n1").files)
+    assert {"/etc/hostname", "/usr/lib/corral/corral-agent"} <= rendered <= set(excludes)
+    assert "/etc/corral/*" in excludes  # the node credential the initramfs wrote
+    assert set(rsync.GRAB_EXCLUDES) <= set(excludes)
+    assert grab_excludes(app, "other.example") == rsync.GRAB_EXCLUDES  # not ours: no overlay
+    assert grab_excludes(app, "n1", defaults=False) == ()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import random
 import subprocess
 from pathlib import Path
 
@@ -10,11 +12,14 @@ import libtorrent as lt
 import pytest
 import zstandard
 
+from corral import pki
 from corral.app import Corral
 from corral.images import api
+from corral.images.archive import TarWriter
 from corral.images.artifacts import gc_artifacts, pack_image
-from corral.images.errors import ImageError, NoKernel
+from corral.images.errors import ImageError, NoInit, NoKernel
 from corral.images.initramfs import AGENT_INIT, PLACEHOLDER_MARKER
+from corral.images.pack import pack_tree
 from corral.images.records import Artifacts, Image, artifact_path
 
 URL = "http://10.9.0.1:8080"
@@ -164,3 +169,72 @@ def test_web_seed_when_asked_for(app: Corral, packed: Artifacts) -> None:
     made = make_torrent(path, "x.tar.zst", packed.image.sha256, URL, web_seed=True)
     raw = lt.bdecode(made.data)
     assert raw[b"url-list"] == f"{URL}/artifacts/{packed.image.sha256}".encode()
+
+
+def test_image_without_init_is_refused_naming_the_package(app: Corral, tiny: Image) -> None:
+    (api.rootfs(app, "tiny") / "sbin/init").unlink()
+    with pytest.raises(NoInit, match=r"^image 'tiny' has no init .*add systemd-sysv") as caught:
+        pack_image(app, "tiny", URL)
+    assert "\n" not in str(caught.value)
+
+
+def test_pack_signs_the_image_and_the_initramfs_checks_it_with_its_own_openssl(
+    app: Corral, packed: Artifacts, tmp_path: Path, root_only: None
+) -> None:
+    home = app.settings.paths.home
+    initrd = tmp_path / "initrd"
+    initrd.mkdir()
+    raw = (
+        zstandard.ZstdDecompressor()
+        .decompressobj()
+        .decompress(packed.initramfs.path(home).read_bytes())
+    )
+    subprocess.run(["cpio", "-id", "--quiet"], input=raw, cwd=initrd, check=True)
+    # the initramfs carries the public halves, and they are this server's
+    assert (initrd / "etc/corral/signing.pub").read_bytes() == (
+        home / "pki" / "signing.pub"
+    ).read_bytes()
+    assert (initrd / "etc/corral/ca.pem").read_bytes() == (home / "pki" / "ca.pem").read_bytes()
+    assert not list(initrd.rglob("*.key"))  # no private key in what is served to anyone
+    # the info-hash as BitTorrent computes it from the torrent file served
+    info_hash = str(lt.torrent_info(packed.torrent.path(home).read_bytes()).info_hash())
+    assert packed.signature
+
+    def check(sha256: str, btih: str) -> int:
+        (initrd / "statement").write_text(f"corral-image-v1 sha256={sha256} btih={btih}\n")
+        (initrd / "sig").write_bytes(base64.b64decode(packed.signature or ""))
+        argv = ["/usr/bin/openssl", "pkeyutl", "-verify", "-pubin", "-rawin"]
+        argv += ["-inkey", "/etc/corral/signing.pub", "-in", "/statement", "-sigfile", "/sig"]
+        done = subprocess.run(["chroot", str(initrd), *argv], capture_output=True, check=False)
+        return done.returncode
+
+    assert check(packed.image.sha256, info_hash) == 0
+    assert check(hashlib.sha256(b"another image").hexdigest(), info_hash) != 0
+    assert check(packed.image.sha256, "0" * 40) != 0
+
+
+def test_a_new_torrent_for_a_new_server_url_is_covered_by_the_signature(
+    app: Corral, packed: Artifacts
+) -> None:
+    moved = pack_image(app, "tiny", "http://10.9.0.2:80")
+    assert moved.torrent.sha256 != packed.torrent.sha256 and moved.signature
+    public = (app.settings.paths.pki / "signing.pub").read_bytes()
+    signature = base64.b64decode(moved.signature)
+    # the tracker URL lives outside the torrent's info dict: the same info-hash, still signed
+    assert pki.verify_image(public, moved.image.sha256, moved.torrent.info_hash, signature)
+    assert not pki.verify_image(public, moved.image.sha256, "0" * 40, signature)
+
+
+def test_content_digest_is_the_sha256_of_the_canonical_tar(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    (tree / "etc").mkdir(parents=True)
+    (tree / "etc" / "big").write_bytes(random.Random(1).randbytes(9 << 20))
+    (tree / "small").write_text("x")
+    tar = tmp_path / "tar"
+    with tar.open("wb") as fh:
+        TarWriter(fh).add_tree(tree)
+    packed = pack_tree(tmp_path / "home", tree)
+    assert packed.digest == "sha256:" + hashlib.sha256(tar.read_bytes()).hexdigest()
+    stored = artifact_path(tmp_path / "home", packed.artifact.sha256).read_bytes()
+    assert hashlib.sha256(stored).hexdigest() == packed.artifact.sha256
+    assert zstandard.ZstdDecompressor().decompressobj().decompress(stored) == tar.read_bytes()

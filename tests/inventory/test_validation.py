@@ -171,3 +171,11 @@ def test_address_range_contains() -> None:
     assert IPv4Address("10.0.0.21") not in r and "10.0.0.15" not in r
     with pytest.raises(ValueError, match="not a range"):
         AddressRange.parse("10.0.0.10")
+
+
+def test_the_removed_switch_fields_are_refused_naming_the_switch_map() -> None:
+    from corral.inventory.fileformat import load_cluster
+
+    text = "nodes:\n  - name: n1\n    switch: sw1\n    switch_port: '12'\n"
+    with pytest.raises(InventoryError, match=r"corral switch map SWITCH PORT NODE"):
+        load_cluster(text, "cluster.yaml")

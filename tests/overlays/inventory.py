@@ -25,7 +25,7 @@ CLUSTER = {
             "domain": "demo.example",
             "dynamic_range": "10.77.0.200-10.77.0.250",
         },
-        {"name": "ib", "cidr": "10.78.0.0/16", "mtu": 65520},
+        {"name": "ib", "cidr": "10.78.0.0/16", "mtu": 65520, "ntp_servers": ["10.78.0.1"]},
     ],
     "profiles": [
         {
@@ -34,6 +34,7 @@ CLUSTER = {
             "networks": ["cluster"],
             "kernel_args": ["console=ttyS0"],
             "power": {"driver": "ipmi", "username": "admin", "password": BMC_PASSWORD},
+            "tags": {"partition": "batch"},
         },
         {
             "name": "disk",
@@ -62,6 +63,8 @@ CLUSTER = {
         {
             "name": "n2",
             "profiles": ["compute", "disk"],
+            "tags": {"role": "controller"},
+            "facts": {"gpus": 2, "memory_mib": 4096},
             "interfaces": [{"network": "cluster", "mac": "52:54:00:00:00:02", "ip": "10.77.0.12"}],
         },
         {

@@ -42,7 +42,7 @@ def test_list_shows_builtins_sets_and_user_overlays(home: Path) -> None:
 def test_show_lists_files(home: Path) -> None:
     result = corral("overlay", "show", "network", "-o", "yaml")
     assert result.exit_code == 0, result.output
-    assert "target: /etc/network/interfaces.d/corral" in result.output
+    assert "target: /etc/resolv.conf" in result.output
     assert "source: etc/systemd/network/corral.network.j2" in result.output
 
 

@@ -47,7 +47,7 @@ def test_user_overlay_copies_renders_and_keeps_modes(
     (root / "usr/local/bin/hello").chmod(0o750)
     rendered = renderer.render(inv, "n2", ["site"])
     assert rendered.files["/etc/motd"].data == b"Welcome to n2.demo.example\n"
-    assert rendered.files["/usr/local/bin/hello"] == (b"#!/bin/sh\necho hi\n", 0o750)
+    assert rendered.files["/usr/local/bin/hello"] == (b"#!/bin/sh\necho hi\n", 0o750, "")
 
 
 def test_user_overlay_overrides_builtin(
@@ -91,10 +91,20 @@ def test_file_splits_output_with_modes(
     user_overlay(paths, "multi", {"etc/multi/main.j2": text})
     files = renderer.render(inv, "n1", ["multi"]).files
     assert files == {
-        "/etc/multi/if-eth0": (b"10.77.0.11\n", 0o600),
-        "/etc/multi/if-ib0": (b"10.78.0.11\n", 0o600),
-        "/etc/abs": (b"abs\n", 0o640),
+        "/etc/multi/if-eth0": (b"10.77.0.11\n", 0o600, ""),
+        "/etc/multi/if-ib0": (b"10.78.0.11\n", 0o600, ""),
+        "/etc/abs": (b"abs\n", 0o640, ""),
     }
+
+
+def test_file_owner_is_user_group_and_a_bad_owner_is_a_template_error(
+    renderer: OverlayRenderer, inv: Inventory, paths: Paths
+) -> None:
+    user_overlay(paths, "own", {"etc/own.j2": "{{ file('k', owner='munge') }}x\n"})
+    assert renderer.render(inv, "n1", ["own"]).files["/etc/k"].owner == "munge:munge"
+    user_overlay(paths, "bad", {"etc/bad.j2": "{{ file('k', owner='root; rm') }}x\n"})
+    with pytest.raises(TemplateFailure, match="not user:group"):
+        renderer.render(inv, "n1", ["bad"])
 
 
 def test_file_stays_inside_the_root(
@@ -192,14 +202,20 @@ def test_hosts_list_is_cached_across_nodes_and_unrelated_changes(
 ) -> None:
     for node in ("n1", "n2", "n3"):
         renderer.render(inv, node, ["hosts"])
-    inv.nodes["n1"] = inv.nodes["n1"].model_copy(update={"image": "other", "tags": {"a": "b"}})
+    inv.nodes["n1"] = inv.nodes["n1"].model_copy(update={"image": "other"})
     renderer.render(inv, "n1", ["hosts"])
     assert renderer.hosts.builds == 1
+    renderer.render(inv, "n1", ["hosts"], {"n2": {"cpus": 4, "reported": 1.0}})
+    renderer.render(inv, "n2", ["hosts"], {"n2": {"cpus": 4, "reported": 1.0}})
+    assert renderer.hosts.builds == 2  # a report with new facts: rebuilt once
+    inv.nodes["n1"] = inv.nodes["n1"].model_copy(update={"tags": {"a": "b"}})
+    renderer.render(inv, "n1", ["hosts"], {"n2": {"cpus": 4, "reported": 1.0}})
+    assert renderer.hosts.builds == 3  # templates see tags, so a tag counts
     iface = inv.nodes["n3"].interfaces[0].model_copy(update={"ip": "10.77.0.13"})
     inv.nodes["n3"] = inv.nodes["n3"].model_copy(update={"interfaces": [iface]})
     hosts = renderer.render(inv, "n1", ["hosts"]).files["/etc/hosts"].data
     assert b"10.77.0.13\tn3.demo.example n3\n" in hosts
-    assert renderer.hosts.builds == 2
+    assert renderer.hosts.builds == 4
 
 
 def test_render_node_accepts_inventory_or_app(inv: Inventory, paths: Paths) -> None:
@@ -207,6 +223,9 @@ def test_render_node_accepts_inventory_or_app(inv: Inventory, paths: Paths) -> N
         def read(self) -> Inventory:
             return inv
 
+        def node_facts(self) -> dict[str, dict[str, object]]:
+            return {}
+
     direct = render_node(inv, paths, "n2", ["hostname"])
     via_app = render_node(App(), paths, "n2", ["hostname"])
-    assert direct.files == via_app.files == {"/etc/hostname": (b"n2\n", 0o644)}
+    assert direct.files == via_app.files == {"/etc/hostname": (b"n2\n", 0o644, "")}

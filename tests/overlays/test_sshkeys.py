@@ -7,6 +7,7 @@ import subprocess
 import threading
 from pathlib import Path
 
+from corral import pki
 from corral.config import Paths
 from corral.inventory.index import Inventory
 from corral.overlays.render import OverlayRenderer
@@ -78,3 +79,75 @@ def test_concurrent_first_renders_agree(tmp_path: Path) -> None:
         t.join()
     assert len(set(seen)) == 1
     assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == ["n1"]
+
+
+def test_every_node_has_its_own_key_of_each_type_sshd_loads(inv: Inventory, paths: Paths) -> None:
+    need_tool("ssh-keygen")
+    files = OverlayRenderer(paths).render(inv, "n1", ["ssh"]).files
+    other = OverlayRenderer(paths).render(inv, "n2", ["ssh"]).files
+    for key_type, header in (("ecdsa", b"ecdsa-sha2-nistp256 "), ("rsa", b"ssh-rsa ")):
+        path = f"/etc/ssh/ssh_host_{key_type}_key"
+        assert files[path].mode == 0o600
+        assert files[path + ".pub"].data.startswith(header)
+        assert files[path].data != other[path].data
+
+
+def test_an_older_home_with_only_ed25519_keys_gains_the_others_and_keeps_its_own(
+    paths: Paths,
+) -> None:
+    need_tool("ssh-keygen")
+    old = HostKeyStore(paths.home / "keys", types=("ed25519",)).keys("n1")
+    now = HostKeyStore(paths.home / "keys").keys("n1")
+    assert [k.type for k in now] == ["ed25519", "ecdsa", "rsa"]
+    assert now[0] == old[0]
+
+
+def test_machine_id_is_made_once_per_node_and_kept_private(inv: Inventory, paths: Paths) -> None:
+    need_tool("ssh-keygen")
+    first = OverlayRenderer(paths).render(inv, "n1", ["machine-id"]).files["/etc/machine-id"]
+    again = OverlayRenderer(paths).render(inv, "n1", ["machine-id"]).files["/etc/machine-id"]
+    other = OverlayRenderer(paths).render(inv, "n2", ["machine-id"]).files["/etc/machine-id"]
+    assert first == again and first.data != other.data
+    value = first.data.decode()
+    assert len(value) == 33 and value.endswith("\n") and int(value, 16) > 0
+    assert first.mode == 0o444
+    kept = paths.home / "keys" / "n1" / "machine-id"
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+
+
+def test_with_the_cluster_ssh_ca_each_host_key_gets_a_certificate_that_sshd_presents(
+    inv: Inventory, paths: Paths, tmp_path: Path
+) -> None:
+    need_tool("ssh-keygen")
+    keys = pki.Pki(paths.pki)
+    pki.ensure(keys)
+    files = OverlayRenderer(paths).render(inv, "n1", ["ssh"]).files
+    cert = files[KEY + "-cert.pub"]
+    assert cert.mode == 0o644
+    (tmp_path / "cert.pub").write_bytes(cert.data)
+    shown = subprocess.run(
+        ["ssh-keygen", "-L", "-f", str(tmp_path / "cert.pub")],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "ssh-ed25519-cert-v01@openssh.com host certificate" in shown
+    principals = shown.split("Principals:")[1].split("Critical Options:")[0].split()
+    assert principals == ["n1", "n1.demo.example", "10.77.0.11", "10.78.0.11"]  # every address
+    ca_fingerprint = subprocess.run(
+        ["ssh-keygen", "-l", "-f", str(keys.ssh_ca_pub)], capture_output=True, text=True, check=True
+    ).stdout.split()[1]
+    assert f"Signing CA: ED25519 {ca_fingerprint}" in shown
+    # the certificate is of this node's own host key
+    public_fp = subprocess.run(
+        ["ssh-keygen", "-l", "-f", "-"], input=files[KEY + ".pub"].data.decode(),
+        capture_output=True, text=True, check=True,
+    ).stdout.split()[1]  # fmt: skip
+    assert f"Public key: ED25519-CERT {public_fp}" in shown
+    conf = files["/etc/ssh/sshd_config.d/corral-host-certificates.conf"].data.decode()
+    assert f"HostCertificate {KEY}-cert.pub" in conf
+
+
+def test_without_the_ssh_ca_no_certificate_is_rendered(inv: Inventory, paths: Paths) -> None:
+    need_tool("ssh-keygen")
+    files = OverlayRenderer(paths).render(inv, "n1", ["ssh"]).files
+    assert KEY + "-cert.pub" not in files
+    assert not [f for f in files if "sshd_config.d" in f]

@@ -29,8 +29,8 @@ def _register() -> None:
 _register()
 
 
-def corral(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+def corral(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False, env=env)
 
 
 @pytest.fixture
@@ -47,8 +47,9 @@ def test_status_table_json_and_exit_codes(bmc: IpmiBmc) -> None:
     assert corral("node", "add", "n[1-3]", "--profile", "rack").exit_code == 0
     base = ["--power-driver", "ipmi", "--bmc-username", bmc.user]
     ok = corral(
-        "node", "set", "n[1-2]", *base, "--bmc-address", bmc.address, "--bmc-password", bmc.password
-    )
+        "node", "set", "n[1-2]", *base, "--bmc-address", bmc.address,
+        "--bmc-password-env", "BMC_PW", env={"BMC_PW": bmc.password},
+    )  # fmt: skip
     assert ok.exit_code == 0, ok.output
     assert corral("node", "set", "n3", "--power-driver", "manual").exit_code == 0
 

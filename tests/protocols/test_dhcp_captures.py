@@ -23,6 +23,7 @@ from corral.protocols.dhcp import (
     NetworkConfig,
     Opt,
     Pool,
+    Reply,
     Reservation,
     ServerIdentity,
     StaticReservations,
@@ -95,9 +96,9 @@ def test_captured_exchanges_are_answered() -> None:
         ("relay", "10.88.0.50"),
     ):
         offer = decide(parse((DATA / f"{prefix}-discover.bin").read_bytes()), c, 100.0)
-        assert offer is not None and offer.message.yiaddr == IP(ip)
+        assert isinstance(offer, Reply) and offer.message.yiaddr == IP(ip)
         ack = decide(parse((DATA / f"{prefix}-request.bin").read_bytes()), c, 101.0)
-        assert ack is not None and ack.message.message_type == MessageType.ACK
+        assert isinstance(ack, Reply) and ack.message.message_type == MessageType.ACK
         assert ack.message.yiaddr == IP(ip)
         if prefix == "relay":
             assert ack.destination is Destination.RELAY

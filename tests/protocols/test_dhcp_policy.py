@@ -18,6 +18,7 @@ from corral.protocols.dhcp import (
     Message,
     MessageType,
     NetworkConfig,
+    NoReply,
     Opt,
     OptionValue,
     Pool,
@@ -86,7 +87,7 @@ def request(
 
 def answer(msg: Message, c: DhcpContext, now: float = 1000.0, port: int = 67) -> Reply:
     reply = decide(msg, c, now, port=port)
-    assert reply is not None
+    assert isinstance(reply, Reply)
     parse(build(reply.message))  # every reply encodes
     return reply
 
@@ -118,7 +119,7 @@ CASES: list[tuple[str, str, dict[int, OptionValue], str, dict[int, OptionValue]]
         "arm64",
         KNOWN,
         {Opt.CLIENT_ARCH: (11,), Opt.VENDOR_CLASS: "PXEClient:Arch:00011:UNDI:003000"},
-        "arm64-efi/ipxe.efi",
+        "arm64-efi/grubnetaa64.efi",
         {Opt.TFTP_SERVER: "10.77.0.1"},
     ),
     (
@@ -144,13 +145,6 @@ CASES: list[tuple[str, str, dict[int, OptionValue], str, dict[int, OptionValue]]
         KNOWN,
         {Opt.CLIENT_ARCH: (16,), Opt.VENDOR_CLASS: "HTTPClient:Arch:00016:UNDI:003001"},
         "http://10.77.0.1:8080/boot/ipxe.efi",
-        {Opt.VENDOR_CLASS: "HTTPClient"},
-    ),
-    (
-        "uefi-http-arm64",
-        KNOWN,
-        {Opt.CLIENT_ARCH: (19,), Opt.VENDOR_CLASS: "HTTPClient:Arch:00019:UNDI:003001"},
-        "http://10.77.0.1:8080/boot/arm64-efi/ipxe.efi",
         {Opt.VENDOR_CLASS: "HTTPClient"},
     ),
     (
@@ -184,6 +178,13 @@ def test_boot_file_per_client_type(
         assert msg.siaddr == SERVER.ip
 
 
+def test_arm64_uefi_http_boot_gets_no_boot_file_so_firmware_falls_back_to_pxe() -> None:
+    options = {Opt.CLIENT_ARCH: (19,), Opt.VENDOR_CLASS: "HTTPClient:Arch:00019:UNDI:003001"}
+    reply = answer(request(MessageType.DISCOVER, KNOWN, options=options), ctx())
+    assert reply.message.file == ""
+    assert Opt.BOOTFILE not in reply.message.options
+
+
 def test_rpi_option_43_matches_dnsmasq_pxe_service() -> None:
     # dnsmasq, pxe-service=0,"Raspberry Pi Boot": 06:01:03:0a:04:00:50:58:45:09:14:00:00:11...ff
     assert RPI_VENDOR_OPTIONS.hex() == (
@@ -214,6 +215,26 @@ def test_known_mac_gets_reservation_and_network_options() -> None:
     assert msg.options[Opt.SUBNET_MASK] == IP("255.255.255.0")
     assert msg.options[Opt.LEASE_TIME] == 600
     assert msg.options[Opt.SERVER_ID] == SERVER.ip
+
+
+def test_ntp_option_names_the_corral_server_unless_the_network_sets_servers() -> None:
+    msg = answer(request(MessageType.DISCOVER), ctx()).message
+    assert msg.options[Opt.NTP] == (SERVER.ip,)
+    timed = replace(PROV, ntp=(IP("10.77.0.5"), IP("10.77.0.6")))
+    msg = answer(request(MessageType.DISCOVER), ctx(networks=(timed,))).message
+    assert msg.options[Opt.NTP] == (IP("10.77.0.5"), IP("10.77.0.6"))
+
+
+def test_dns_names_the_corral_server_only_when_it_answers_dns_and_none_is_set() -> None:
+    bare = replace(PROV, dns=())
+    msg = answer(request(MessageType.DISCOVER), ctx(networks=(bare,))).message
+    assert Opt.DNS not in msg.options
+    dns_server = replace(SERVER, dns=True)
+    msg = answer(request(MessageType.DISCOVER), ctx(networks=(bare,), server=dns_server)).message
+    assert msg.options[Opt.DNS] == (SERVER.ip,)
+    own = replace(PROV, dns=(IP("10.77.0.53"),))
+    msg = answer(request(MessageType.DISCOVER), ctx(networks=(own,), server=dns_server)).message
+    assert msg.options[Opt.DNS] == (IP("10.77.0.53"),)  # the network's own list wins
 
 
 def test_full_exchange_known_mac() -> None:
@@ -359,6 +380,59 @@ def test_release_and_decline() -> None:
     assert answer(request(MessageType.DISCOVER, mac), c, now=3.0).message.yiaddr != ip2
 
 
+def _bound(c: DhcpContext, mac: str) -> IPv4Address:
+    """Run DISCOVER and REQUEST for `mac`; its bound address."""
+    ip = answer(request(MessageType.DISCOVER, mac), c).message.yiaddr
+    opts: dict[int, OptionValue] = {Opt.REQUESTED_IP: ip, Opt.SERVER_ID: SERVER.ip}
+    assert answer(request(MessageType.REQUEST, mac, options=opts), c).message.yiaddr == ip
+    return ip
+
+
+def test_forged_declines_from_random_macs_do_not_lock_reserved_nodes_out() -> None:
+    c = ctx()
+    for forger, ip in (("02:00:00:00:00:01", "10.77.0.11"), ("02:00:00:00:00:02", "10.77.0.100")):
+        verdict = decide(
+            request(MessageType.DECLINE, forger, options={Opt.REQUESTED_IP: IP(ip)}), c, 1.0
+        )
+        assert isinstance(verdict, NoReply) and "does not hold it" in verdict.reason
+    assert answer(request(MessageType.DISCOVER, KNOWN), c, 2.0).message.yiaddr == IP("10.77.0.11")
+    node2 = answer(request(MessageType.DISCOVER, "52:54:00:00:00:02"), c, 2.0)
+    assert node2.message.yiaddr == IP("10.77.0.100")
+
+
+def test_a_decline_of_another_clients_dynamic_lease_is_ignored() -> None:
+    c = ctx()
+    ip = _bound(c, "52:54:00:99:99:80")
+    decline = request(MessageType.DECLINE, "52:54:00:99:99:81", options={Opt.REQUESTED_IP: ip})
+    assert isinstance(decide(decline, c, 1.0), NoReply)
+    lease = c.leases.lookup("52:54:00:99:99:80")
+    assert lease is not None and lease.ip == ip
+
+
+def test_a_reserved_node_declining_its_own_address_keeps_it() -> None:
+    c = ctx()
+    ip = _bound(c, KNOWN)
+    decline = request(MessageType.DECLINE, KNOWN, options={Opt.REQUESTED_IP: ip})
+    verdict = decide(decline, c, 1.0)
+    assert isinstance(verdict, NoReply) and "reserved for node1" in verdict.reason
+    assert answer(request(MessageType.DISCOVER, KNOWN), c, 2.0).message.yiaddr == ip
+
+
+def test_an_exhausted_pool_reports_the_unanswered_machine() -> None:
+    c = ctx()
+    pool = PROV.dynamic_range
+    assert pool is not None
+    reserved = 1  # 10.77.0.100 is node2's
+    for i in range(int(pool.end) - int(pool.start) + 1 - reserved):
+        answer(request(MessageType.DISCOVER, f"52:54:00:77:00:{i:02x}"), c, 1.0)
+    verdict = decide(request(MessageType.DISCOVER, "52:54:00:77:01:00"), c, 1.0)
+    assert isinstance(verdict, NoReply)
+    assert "no free address in 10.77.0.100-10.77.0.110" in verdict.reason
+    assert verdict.discovered is not None and verdict.discovered.mac == "52:54:00:77:01:00"
+    # a known node is still answered from its reservation
+    assert answer(request(MessageType.DISCOVER, KNOWN), c, 1.0).message.yiaddr == IP("10.77.0.11")
+
+
 def test_inform_gets_options_without_lease() -> None:
     reply = answer(request(MessageType.INFORM, ciaddr=IP("10.77.0.11")), ctx())
     msg = reply.message
@@ -376,7 +450,10 @@ def test_replies_to_bootreplies_and_other_hardware_are_silent() -> None:
 
 # ---------------------------------------------------------------- ProxyDHCP
 
-PXE_X64 = {Opt.CLIENT_ARCH: (7,), Opt.VENDOR_CLASS: "PXEClient:Arch:00007:UNDI:003016"}
+PXE_X64: dict[int, OptionValue] = {
+    Opt.CLIENT_ARCH: (7,),
+    Opt.VENDOR_CLASS: "PXEClient:Arch:00007:UNDI:003016",
+}
 
 
 def test_proxy_offer_has_boot_file_but_no_address() -> None:

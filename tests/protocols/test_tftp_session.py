@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import heapq
 import random
-from dataclasses import dataclass, field
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
@@ -16,6 +14,7 @@ from corral.protocols.tftp import (
     Data,
     Error,
     MalformedPacket,
+    NetasciiSource,
     OAck,
     Opcode,
     ReadSession,
@@ -24,14 +23,12 @@ from corral.protocols.tftp import (
     build,
     parse,
 )
+from corral.protocols.tftp.files import NETASCII_CHUNK, to_netascii
+from corral.testing.tftp import FakeTftpClient, ack, simulate_transfer
 
 
 def rrq(**options: str) -> Request:
     return Request(Opcode.RRQ, "f", "octet", dict(options))
-
-
-def ack(n: int) -> bytes:
-    return build(Ack(n & 0xFFFF))
 
 
 def session(
@@ -80,7 +77,15 @@ def test_options_are_negotiated_and_clamped() -> None:
 
 @pytest.mark.parametrize(
     "options",
-    [{"blksize": "4"}, {"blksize": "big"}, {"timeout": "0"}, {"timeout": "256"}, {"x": "1"}],
+    [
+        {"blksize": "4"},
+        {"blksize": "big"},
+        {"timeout": "0"},
+        {"timeout": "256"},
+        {"timeout": "255"},  # RFC 2349 allows it; it held a dead transfer for 25 minutes
+        {"timeout": "11"},
+        {"x": "1"},
+    ],
 )
 def test_unacceptable_options_are_dropped(options: dict[str, str]) -> None:
     s = ReadSession(Request(Opcode.RRQ, "f", "octet", options), BytesSource(b"abc"), 0.0)
@@ -194,121 +199,7 @@ def test_rollover_sends_block_zero_with_the_right_bytes() -> None:
 
 
 # -- property: any loss, duplication and reordering still delivers exactly the file --
-
-
-class FakeClient:
-    """A model TFTP reader (RFC 1350 + RFC 7440 receiver), only for simulated channels.
-
-    ACKs each full window and the last block. In lockstep (window 1) it re-ACKs
-    every duplicate, as RFC 1350 clients do, which is what provokes Sorcerer's
-    Apprentice in a careless server. With a window it ACKs the last in-order
-    block once per gap (RFC 7440). It re-ACKs on its own timeout and lingers
-    after the last block.
-    """
-
-    def __init__(self, blksize: int, windowsize: int, negotiated: bool) -> None:
-        self.blksize = blksize
-        self.windowsize = windowsize
-        self.expected = 1
-        self.in_window = 0
-        self.gap_acked = 0
-        self.started = not negotiated
-        self.complete = False
-        self.received = bytearray()
-        self.timer = 3.0
-
-    def receive(self, datagram: bytes, now: float) -> list[bytes]:
-        packet = parse(datagram)
-        if isinstance(packet, OAck):
-            self.started = True
-            return [ack(0)] if self.expected == 1 else []
-        assert isinstance(packet, Data)
-        if packet.block != self.expected & 0xFFFF or self.complete:
-            return self._out_of_order()
-        self.received += packet.payload
-        self.timer = now + 3.0  # only progress holds off the client's own re-ACK
-        self.expected += 1
-        self.in_window += 1
-        if len(packet.payload) < self.blksize:
-            self.complete = True
-        if self.complete or self.in_window == self.windowsize:
-            self.in_window = 0
-            return [ack(self.expected - 1)]
-        return []
-
-    def _out_of_order(self) -> list[bytes]:
-        if self.windowsize > 1 and (self.gap_acked == self.expected and not self.complete):
-            return []
-        self.gap_acked = self.expected
-        self.in_window = 0
-        return [ack(self.expected - 1)]
-
-    def on_timer(self, now: float) -> list[bytes]:
-        self.timer = now + 3.0
-        return [ack(self.expected - 1)] if self.started else []
-
-
-@dataclass(order=True)
-class InFlight:
-    at: float
-    seq: int
-    to_server: bool = field(compare=False)
-    datagram: bytes = field(compare=False)
-
-
-class LossyChannel:
-    """Loses, duplicates and delays (hence reorders) a fraction of the datagrams."""
-
-    def __init__(self, rng: random.Random, loss: float, dup: float, reorder: float) -> None:
-        self.rng, self.loss, self.dup, self.reorder = rng, loss, dup, reorder
-        self.queue: list[InFlight] = []
-        self.seq = 0
-
-    def send(self, datagrams: list[bytes], to_server: bool, now: float) -> None:
-        for d in datagrams:
-            if self.rng.random() < self.loss:
-                continue
-            for _ in range(2 if self.rng.random() < self.dup else 1):
-                self.seq += 1
-                late = self.rng.random() < self.reorder
-                at = now + 0.001 + (self.rng.uniform(0, 0.05) if late else 0)
-                heapq.heappush(self.queue, InFlight(at, self.seq, to_server, d))
-
-
-def transfer(
-    data: bytes,
-    blksize: int,
-    windowsize: int,
-    seed: int,
-    loss: float,
-    dup: float,
-    reorder: float,
-) -> tuple[ReadSession, FakeClient]:
-    config = SessionConfig(max_blksize=blksize, max_windowsize=windowsize, max_retries=10_000)
-    request = rrq(blksize=str(blksize), windowsize=str(windowsize))
-    server = ReadSession(request, BytesSource(data), 0.0, config)
-    client = FakeClient(blksize, windowsize, negotiated=True)
-    net = LossyChannel(random.Random(seed), loss, dup, reorder)
-    now = 0.0
-    net.send(server.datagrams_to_send(now), False, now)
-    for _ in range(40 * (len(data) // blksize + 10)):
-        if server.finished:
-            break
-        timer = server.get_timer()
-        assert timer is not None
-        now = min(timer, client.timer, net.queue[0].at if net.queue else timer)
-        if net.queue and net.queue[0].at == now:
-            item = heapq.heappop(net.queue)
-            if item.to_server:
-                server.receive_datagram(item.datagram, now)
-            else:
-                net.send(client.receive(item.datagram, now), True, now)
-        elif timer == now:
-            server.handle_timer(now)
-        else:
-            net.send(client.on_timer(now), True, now)
-        net.send(server.datagrams_to_send(now), False, now)
-    return server, client
+# (the model client, the channel and the driver loop are shipped in corral.testing.tftp)
 
 
 channel = {
@@ -335,7 +226,7 @@ def test_lossy_channel_delivers_exactly_the_file(
     dup: float,
     reorder: float,
 ) -> None:
-    server, client = transfer(data, blksize, windowsize, seed, loss, dup, reorder)
+    server, client = simulate_transfer(data, blksize, windowsize, seed, loss, dup, reorder)
     assert server.done
     assert bytes(client.received) == data
 
@@ -360,7 +251,7 @@ def test_lossy_channel_past_block_rollover(
 ) -> None:
     """8-byte blocks: a 512 KiB file crosses block 65535 (the wire number wraps)."""
     data = random.Random(seed).randbytes(8 * 65535 + extra)
-    server, client = transfer(data, 8, windowsize, seed, loss, dup, reorder)
+    server, client = simulate_transfer(data, 8, windowsize, seed, loss, dup, reorder)
     assert server.done
     assert bytes(client.received) == data
 
@@ -369,7 +260,7 @@ def test_no_duplicate_sends_over_a_duplicating_lossless_channel() -> None:
     """Every duplicated ACK reaches the server; no DATA block goes out twice."""
     data = bytes(range(256)) * 40
     server = ReadSession(rrq(), BytesSource(data), 0.0)
-    client = FakeClient(512, 1, negotiated=False)
+    client = FakeTftpClient(512, 1, negotiated=False)
     sent: list[bytes] = server.datagrams_to_send(0)
     pending = list(sent)
     while pending:
@@ -381,3 +272,77 @@ def test_no_duplicate_sends_over_a_duplicating_lossless_channel() -> None:
         sent += pending
     assert server.done and bytes(client.received) == data
     assert len(sent) == len(set(sent)) == len(data) // 512 + 1
+
+
+def test_client_timeout_is_accepted_up_to_the_configured_bound() -> None:
+    s = session(b"x", timeout="10")
+    assert parse(s.datagrams_to_send(0)[0]) == OAck({"timeout": "10"})
+    s = session(b"x", SessionConfig(max_timeout=255), timeout="255")
+    assert parse(s.datagrams_to_send(0)[0]) == OAck({"timeout": "255"})
+
+
+class ShrinkingSource(BytesSource):
+    """A file truncated while it is served: reads past `cut` come back short."""
+
+    cut: int | None = None
+
+    def read(self, offset: int, n: int) -> bytes:
+        data = super().read(offset, n)
+        return data if self.cut is None else data[: max(self.cut - offset, 0)]
+
+
+def test_a_file_that_shrinks_mid_transfer_fails_the_transfer_with_an_error() -> None:
+    source = ShrinkingSource(b"x" * 5000)
+    s = ReadSession(rrq(), source, 0.0)
+    assert [parse(d) for d in s.datagrams_to_send(0)] == [Data(1, b"x" * 512)]
+    source.cut = 700
+    s.receive_datagram(ack(1), 0.1)
+    sent = [parse(d) for d in s.datagrams_to_send(0.1)]
+    assert len(sent) == 1 and isinstance(sent[0], Error)
+    assert "changed" in sent[0].message
+    assert s.failed and s.get_timer() is None
+
+
+class ChunkReader(BytesSource):
+    """Records the largest single read, to show nothing reads the whole file at once."""
+
+    largest = 0
+
+    def read(self, offset: int, n: int) -> bytes:
+        self.largest = max(self.largest, n)
+        return super().read(offset, n)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.binary(max_size=3 * NETASCII_CHUNK).map(
+        lambda b: b.replace(b"a", b"\r").replace(b"b", b"\n")
+    ),
+    reads=st.lists(
+        st.tuples(st.integers(0, 4 * NETASCII_CHUNK), st.integers(0, 2000)), max_size=20
+    ),
+)
+def test_netascii_is_converted_on_the_fly_in_chunks(
+    data: bytes, reads: list[tuple[int, int]]
+) -> None:
+    raw = ChunkReader(data)
+    converted = to_netascii(data)
+    source = NetasciiSource(raw)
+    assert source.size == len(converted)
+    for offset, n in reads:
+        assert source.read(offset, n) == converted[offset : offset + n]
+    assert raw.largest <= NETASCII_CHUNK
+
+
+def test_netascii_transfer_through_the_session_matches_the_conversion() -> None:
+    data = b"one\ntwo\r\nthree\r" * 2000
+    s = session(data, mode="netascii", blksize="1024")
+    got = bytearray()
+    packets = [parse(d) for d in s.datagrams_to_send(0)]
+    s.receive_datagram(build(Ack(0)), 0)
+    while not s.finished:
+        for packet in (parse(d) for d in s.datagrams_to_send(0)):
+            assert isinstance(packet, Data)
+            got += packet.payload
+            s.receive_datagram(ack(packet.block), 0)
+    assert packets and s.done and bytes(got) == to_netascii(data)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,8 @@ class LiveServer:
     server: CorralServer
     url: str
     token: str
+    # node credentials by the node's address, for tests that call as a node
+    credentials: dict[str, str] = field(default_factory=dict)
 
 
 @pytest.fixture

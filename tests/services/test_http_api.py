@@ -112,46 +112,6 @@ def test_malformed_bodies_are_clear_errors(live_server: LiveServer) -> None:
     assert status == 400
 
 
-def test_boot_script_for_known_and_unknown_macs(live_server: LiveServer) -> None:
-    remote = RemoteActions(live_server.url, live_server.token)
-    seed(remote)
-    status, body, _ = call(live_server, "GET", "/boot/52:54:00:00:00:01.ipxe", token=None)
-    assert status == 200
-    text = body.decode()
-    assert text.startswith("#!ipxe")
-    assert "corral image pack tiny" in text  # no artifacts yet: says what to do
-    status, body, _ = call(live_server, "GET", "/boot/52:54:00:00:00:99.ipxe", token=None)
-    menu = body.decode()
-    assert "item node-n02 n02" in menu and "item node-n01" not in menu
-    assert any(d["mac"] == "52:54:00:00:00:99" for d in remote.discovered())
-    # choosing n02 from the menu adopts it; n01 (has a MAC) cannot be claimed
-    status, body, _ = call(live_server, "GET", "/boot/52:54:00:00:00:99/adopt/n01.ipxe", token=None)
-    assert "not free" in body.decode()
-    call(live_server, "GET", "/boot/52:54:00:00:00:99/adopt/n02.ipxe", token=None)
-    assert live_server.corral.read().nodes["n02"].interfaces[0].mac == "52:54:00:00:00:99"
-    assert not any(d["mac"] == "52:54:00:00:00:99" for d in remote.discovered())
-    status, _, _ = call(live_server, "GET", "/boot/not-a-mac.ipxe", token=None)
-    assert status == 400
-
-
-def test_boot_script_names_the_image_artifacts(live_server: LiveServer) -> None:
-    import sqlalchemy as sa
-
-    from corral.store import schema
-
-    remote = RemoteActions(live_server.url, live_server.token)
-    seed(remote)
-    remote.set_profile("compute", {"kernel_args": ["console=ttyS0"]})
-    spec = {"artifacts": {"kernel": "a" * 64, "initramfs": "b" * 64}}
-    with live_server.corral.store.transaction() as conn:
-        conn.execute(sa.insert(schema.images).values(name="tiny", digest=None, spec=spec))
-    _, body, _ = call(live_server, "GET", "/boot/52:54:00:00:00:01.ipxe", token=None)
-    text = body.decode()
-    assert f"kernel {live_server.url}/artifacts/{'a' * 64} initrd=initrd0 console=ttyS0" in text
-    assert f"corral.server={live_server.url} corral.node=n01" in text
-    assert f"initrd --name initrd0 {live_server.url}/artifacts/{'b' * 64}" in text
-
-
 def test_artifacts_range_etag_and_confinement(live_server: LiveServer) -> None:
     content = os.urandom(100_000)
     name = hashlib.sha256(content).hexdigest()
@@ -174,16 +134,6 @@ def test_artifacts_range_etag_and_confinement(live_server: LiveServer) -> None:
         status, body, _ = call(live_server, "GET", f"/artifacts/{bad}", token=None)
         assert status == 404, bad
         assert b"outside" not in body
-
-
-def test_openapi_document(live_server: LiveServer) -> None:
-    status, body, _ = call(live_server, "GET", "/api/v1/openapi.json", token=None)
-    assert status == 200
-    doc = json.loads(body)
-    assert doc["openapi"].startswith("3.")
-    assert "/api/v1/nodes" in doc["paths"]
-    assert {"Network", "Profile", "Node"} <= set(doc["components"]["schemas"])
-    assert doc["paths"]["/api/v1/nodes"]["get"]["security"] == [{"bearer": []}]
 
 
 def test_swarm_endpoint_reports_tracker_seeder_and_http(live_server: LiveServer) -> None:

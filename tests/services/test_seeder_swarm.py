@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -177,3 +178,24 @@ def test_spread_of_matches_libtorrent_definition() -> None:
     assert spread_of([]) == 0.0
     assert spread_of([2, 2, 3, 5]) == 2.5
     assert spread_of([0, 1, 1, 1]) == 0.75
+
+
+def test_the_seeders_first_announce_finds_its_swarm_open(
+    fast_server: SwarmServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """publish_image opens the swarm before the seeder announces: as after a restart,
+    the first announce is answered, not refused as an unknown info-hash. Called off the
+    loop, as `corral serve` does, so the tracker can answer while it runs."""
+    src = tmp_path / "image.bin"
+    random_file(src, 1 << 20)
+    torrent = make_torrent(src, fast_server.announce_url, 256 << 10)
+    with caplog.at_level("WARNING", logger="corral.seeder"):
+        server = fast_server
+        info_hash = publish_image(server.seeder, server.tracker, torrent, src, "127.0.0.1")
+        swarm = fast_server.tracker.swarms[bytes.fromhex(info_hash)]
+        seed = swarm.servers[("127.0.0.1", fast_server.seeder.port)]
+        deadline = time.monotonic() + 30
+        while seed.last_seen == 0.0:  # set by the seeder's own announce
+            assert time.monotonic() < deadline, "the seeder never announced"
+            time.sleep(0.1)
+    assert not [r for r in caplog.records if "info_hash" in r.getMessage()], caplog.text

@@ -42,7 +42,9 @@ def make_root(tmp_path: Path) -> Path:
 
 
 def live_server(root: Path) -> Iterator[Live]:
-    server = TftpServer(TftpRoot(root), "127.0.0.1", 0, config=SessionConfig(timeout=0.5))
+    """Every client here comes from 127.0.0.1, so the per-client limit is lifted."""
+    config = SessionConfig(timeout=0.5)
+    server = TftpServer(TftpRoot(root), "127.0.0.1", 0, config=config, max_per_client=64)
     for started in run_in_thread(server):
         yield Live(started, root, started.address[1])
 

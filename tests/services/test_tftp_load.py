@@ -103,3 +103,28 @@ def test_thirty_two_concurrent_atftp_clients(live: Live, tmp_path: Path) -> None
     counters = live.server.counters
     assert counters.transfers_done == 32 and counters.transfers_failed == 0
     assert live.server.active_transfers == 0
+
+
+def test_a_peer_that_goes_silent_mid_file_gets_the_block_again_one_timeout_later(
+    live: Live,
+) -> None:
+    """The transfer timer is re-armed lazily (not per ACK): after a second of ACKs that
+    each pushed the deadline on, silence still brings the retransmission on time."""
+    timeout = live.server.config.timeout
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(10)
+        sock.sendto(build(Request(Opcode.RRQ, "undionly.kpxe")), ("127.0.0.1", live.port))
+        started = time.monotonic()
+        while True:
+            packet, server = sock.recvfrom(2048)
+            data = parse(packet)
+            assert isinstance(data, Data)
+            if time.monotonic() - started > 3 * timeout:
+                break  # the deadline has moved well past where the first timer was set
+            time.sleep(timeout / 10)
+            sock.sendto(build(Ack(data.block)), server)
+        silent_at = time.monotonic()  # block `data.block` is never acknowledged
+        again = parse(sock.recvfrom(2048)[0])
+        waited = time.monotonic() - silent_at
+    assert isinstance(again, Data) and again.block == data.block
+    assert 0.8 * timeout <= waited < timeout + 5.0, waited

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import random
 import socket
+import statistics
 import struct
+import time
+from dataclasses import replace
 from urllib.parse import quote_from_bytes, urlencode
 
 import pytest
@@ -17,6 +20,7 @@ from corral.services.tracker import (
     Swarm,
     Tracker,
     TrackerPolicy,
+    answer_announce,
     compact_peers,
     handle_announce,
     parse_announce,
@@ -104,10 +108,10 @@ def test_parse_announce_keeps_raw_bytes() -> None:
     )
 
 
-def test_parse_announce_ip_param_only_ipv4_literal() -> None:
-    assert parse_announce(query(ip="10.9.9.9"), "10.1.2.3").ip == "10.9.9.9"
-    assert parse_announce(query(ip="example.org"), "10.1.2.3").ip == "10.1.2.3"
-    assert parse_announce(query(ip="1"), "10.1.2.3").ip == "10.1.2.3"
+@pytest.mark.parametrize("claimed", ["10.9.9.9", "example.org", "1", "\0", "::1", "x" * 500])
+def test_parse_announce_ignores_the_peers_own_ip_param(claimed: str) -> None:
+    """A peer is where its packets come from: `ip=` could plant any address in others' lists."""
+    assert parse_announce(query(ip=claimed), "10.1.2.3").ip == "10.1.2.3"
 
 
 @pytest.mark.parametrize(
@@ -121,14 +125,35 @@ def test_parse_announce_ip_param_only_ipv4_literal() -> None:
         query(left=-1),
         query(event="exploded"),
         query(uploaded="1e9"),
+        query(left="9" * 4000),
+        query(left="9" * 30),
+        query(left=1 << 63),
+        query(downloaded="+5"),
+        query(uploaded=" 5"),
+        query(left="١٢"),  # Arabic-Indic digits: int() takes them, the wire must not
         "info_hash=%ZZ&&&==",
+        query(key="k" * 5000),
     ],
 )
 def test_malformed_announce_is_a_failure_not_a_crash(raw: str) -> None:
     tracker = Tracker()
     tracker.publish(IH, SIZE)
-    body = decoded(handle_announce(tracker, raw, "10.0.0.1", 0.0, random.Random(1)))
-    assert set(body) == {b"failure reason"}
+    status, raw_body = answer_announce(tracker, raw, "10.0.0.1", 0.0, random.Random(1))
+    assert status == 400
+    assert set(decoded(raw_body)) == {b"failure reason"}
+    assert not tracker.swarms[IH].peers  # nothing half-applied
+
+
+def test_largest_64_bit_counts_are_accepted_and_answered() -> None:
+    tracker = Tracker()
+    tracker.publish(IH, SIZE)
+    big = (1 << 63) - 1
+    rng = random.Random(1)
+    q = query(peer_id=pid(1), left=big, uploaded=big, downloaded=big)
+    assert answer_announce(tracker, q, "10.0.0.1", 0.0, rng)[0] == 200
+    status, body = answer_announce(tracker, query(peer_id=pid(2)), "10.0.0.2", 1.0, rng)
+    assert status == 200
+    assert unpack_compact(decoded(body)[b"peers"]) == [("10.0.0.1", 6881)]  # type: ignore[arg-type]
 
 
 def test_unknown_info_hash_is_refused() -> None:
@@ -162,6 +187,23 @@ def test_announce_returns_other_peers_compact_and_counts() -> None:
     assert body[b"min interval"] == TrackerPolicy().min_interval
 
 
+def test_every_live_servers_seeder_is_handed_out_and_a_dead_ones_is_forgotten() -> None:
+    tracker = Tracker()
+    tracker.publish(IH, SIZE, seeds=[("10.0.0.254", 6000)])
+    tracker.set_server_seeds(IH.hex(), [("10.0.0.254", 6000), ("10.0.0.253", 6881)])
+    rng = random.Random(1)
+    body = decoded(handle_announce(tracker, query(peer_id=pid(1)), "10.0.0.1", 0.0, rng))
+    peers = unpack_compact(body[b"peers"])  # type: ignore[arg-type]
+    assert set(peers) == {("10.0.0.254", 6000), ("10.0.0.253", 6881)}
+    assert body[b"complete"] == 2
+    # 10.0.0.254's heartbeat stopped: its seeder is no longer handed out
+    tracker.set_server_seeds(IH.hex(), [("10.0.0.253", 6881)])
+    body = decoded(handle_announce(tracker, query(peer_id=pid(2)), "10.0.0.2", 1.0, rng))
+    peers = unpack_compact(body[b"peers"])  # type: ignore[arg-type]
+    assert set(peers) == {("10.0.0.1", 6881), ("10.0.0.253", 6881)}
+    assert body[b"complete"] == 1
+
+
 def test_non_compact_answer_is_a_list_of_dicts() -> None:
     tracker = Tracker()
     tracker.publish(IH, SIZE)
@@ -192,6 +234,7 @@ def test_events_completed_stopped_and_stats() -> None:
         "completed": 2,
         "uploaded": 1000,
         "server_uploaded": 0,
+        "node_seeds": 1,
     }
     everyone_done = tracker.announce(ann(1, left=0), 8.0, rng)
     assert everyone_done["interval"] == TrackerPolicy().interval
@@ -217,7 +260,7 @@ def test_expiry_forgets_silent_peers_but_not_the_server_seed() -> None:
 def swarm_with(*peers: Peer) -> Swarm:
     swarm = Swarm(size=SIZE)
     for p in peers:
-        swarm.peers[p.address] = p
+        swarm.put(p)
     return swarm
 
 
@@ -257,11 +300,11 @@ def test_server_seed_handed_out_only_until_enough_peers_have_pieces() -> None:
     swarm = swarm_with(server, me, *[Peer(f"10.0.1.{i}", 1, left=SIZE) for i in range(5)])
     assert server in select_peers(swarm, me, 50, policy, random.Random(0))
     for p in list(swarm.peers.values())[2:5]:
-        p.downloaded, p.left = 10, SIZE - 10  # three peers now have pieces
+        swarm.put(replace(p, downloaded=10, left=SIZE - 10))  # three peers now have pieces
     got = select_peers(swarm, me, 50, policy, random.Random(0))
     assert server not in got and len(got) == 5
     lonely = swarm_with(server, me)
-    lonely.peers[me.address].downloaded = 5
+    lonely.put(replace(me, downloaded=5))
     assert select_peers(lonely, me, 50, policy, random.Random(0)) == [server]
 
 
@@ -287,3 +330,74 @@ def test_publish_validates_info_hash() -> None:
         Tracker().publish(b"short")
     with pytest.raises(AnnounceError):
         Tracker().announce(ann(1), 0.0, random.Random(0))
+
+
+def median_announce_seconds(peers: int, rounds: int = 200) -> float:
+    """Median time of one announce into a swarm of `peers` (half seeds, half leechers)."""
+    tracker = Tracker()
+    tracker.publish(IH, SIZE)
+    swarm = tracker.swarms[IH]
+    for n in range(peers):
+        ip = f"10.{n >> 16}.{(n >> 8) & 255}.{n & 255}"
+        swarm.update(Announce(IH, pid(n), ip, 6881, left=0 if n % 2 else SIZE // 3), 0.0)
+    rng = random.Random(1)
+    times = []
+    for r in range(rounds):
+        a = Announce(IH, pid(r), f"10.200.0.{r % 250}", 7000, left=SIZE // 2, downloaded=10)
+        started = time.perf_counter()
+        tracker.announce(a, 1.0, rng)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def test_announce_cost_is_flat_in_the_number_of_peers() -> None:
+    """p50 was 1 ms at 1,000 peers and 12 ms at 8,000: now each level is sampled, not sorted."""
+    small, large = median_announce_seconds(1000), median_announce_seconds(8000)
+    assert large < 3 * small + 0.0005, (small, large)
+
+
+def test_one_address_cannot_fill_a_swarm_port_by_port() -> None:
+    tracker = Tracker(TrackerPolicy(max_peers_per_ip=4))
+    tracker.publish(IH, SIZE)
+    rng = random.Random(1)
+    for port in range(1000, 1004):
+        tracker.announce(Announce(IH, pid(port), "10.0.0.66", port, left=SIZE), 0.0, rng)
+    with pytest.raises(AnnounceError, match="too many peers"):
+        tracker.announce(Announce(IH, pid(1), "10.0.0.66", 2000, left=SIZE), 0.0, rng)
+    tracker.announce(Announce(IH, pid(1000), "10.0.0.66", 1000, left=0), 1.0, rng)  # known: fine
+    answer = tracker.announce(ann(7), 1.0, rng)  # another host still joins
+    assert len(unpack_compact(answer["peers"])) == 4  # type: ignore[arg-type]
+    tracker.announce(Announce(IH, pid(1001), "10.0.0.66", 1001, event="stopped"), 2.0, rng)
+    tracker.announce(Announce(IH, pid(1), "10.0.0.66", 2000, left=SIZE), 2.0, rng)  # room again
+
+
+def test_a_large_swarm_answers_numwant_distinct_random_peers_never_the_asker() -> None:
+    """Sampling (not sorting) a 2,000-peer level: no duplicates, never yourself, and
+    over many announces the answers spread over the whole swarm."""
+    tracker = Tracker()
+    tracker.publish(IH, SIZE)
+    swarm = tracker.swarms[IH]
+    for n in range(2000):
+        ip = f"10.1.{n >> 8}.{n & 255}"
+        swarm.update(Announce(IH, pid(n), ip, 6881, left=SIZE // 2, downloaded=10), 0.0)
+    me = Announce(IH, pid(5), "10.1.0.5", 6881, left=SIZE // 2, downloaded=10, numwant=50)
+    rng = random.Random(7)
+    seen: set[tuple[str, int]] = set()
+    for _ in range(200):
+        peers = unpack_compact(tracker.announce(me, 1.0, rng)["peers"])  # type: ignore[arg-type]
+        assert len(peers) == 50 and len(set(peers)) == 50
+        assert ("10.1.0.5", 6881) not in peers
+        seen.update(peers)
+    assert len(seen) > 1900  # 200 x 50 draws from 1,999 peers cover nearly all of them
+
+
+def test_a_node_booting_while_booted_nodes_seed_its_image_is_not_handed_the_server() -> None:
+    server = Peer("10.0.0.254", 6000, server=True)
+    booted = [Peer(f"10.0.1.{i}", 6881, left=0) for i in range(2)]  # corral-seed on two nodes
+    me = Peer("10.0.0.9", 1, left=SIZE)
+    got = select_peers(swarm_with(server, *booted, me), me, 50, TrackerPolicy(), random.Random(0))
+    assert server not in got and sorted(p.ip for p in got) == [p.ip for p in booted]
+    # when those peers are gone, the server is handed out again
+    assert select_peers(swarm_with(server, me), me, 50, TrackerPolicy(), random.Random(0)) == [
+        server
+    ]

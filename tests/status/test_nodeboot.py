@@ -1,4 +1,4 @@
-"""The node self endpoints over a live server: identity by source address, states, overlays."""
+"""The node self endpoints over a live server: identity by credential, states, overlays."""
 
 from __future__ import annotations
 
@@ -11,10 +11,21 @@ import time
 from corral.store import schema
 from corral.store.status import get_status
 from tests.services.conftest import LiveServer
-from tests.status.conftest import MAC1, MAC2, MAC3, N001, N002, N003, SHA, request
+from tests.status.conftest import (
+    MAC1,
+    MAC2,
+    MAC3,
+    N001,
+    N002,
+    N003,
+    SHA,
+    boot_as,
+    boot_token,
+    request,
+)
 
 
-def test_self_identifies_the_caller_by_its_address(lab: LiveServer) -> None:
+def test_self_identifies_the_caller_by_its_credential(lab: LiveServer) -> None:
     reply = request(lab, "GET", "/api/v1/boot/self", source=N001)
     assert reply.status == 200, reply.body
     info = reply.json()
@@ -35,6 +46,9 @@ def test_self_identifies_the_caller_by_its_address(lab: LiveServer) -> None:
     }  # fmt: skip
     assert image["artifacts"]["torrent"]["info_hash"] == "e" * 40
     assert set(image["artifacts"]) == {"image", "torrent", "kernel", "initramfs"}
+    # what the initramfs sizes the RAM root by: data + half a page per file, + archive + 64 MiB
+    assert image["root_bytes"] == 30_000_000 + 400 * 2048
+    assert image["ram_bytes"] == image["root_bytes"] + 1000 + 64 * 1024 * 1024
     assert info["overlay_url"] == f"{lab.url}/api/v1/boot/self/overlay"
     assert info["state_url"] == f"{lab.url}/api/v1/boot/self/state"
     assert request(lab, "GET", "/api/v1/boot/self", source=N002).json()["node"] == "n002"
@@ -43,16 +57,19 @@ def test_self_identifies_the_caller_by_its_address(lab: LiveServer) -> None:
 def test_shell_format_evaluates_in_a_posix_shell(lab: LiveServer) -> None:
     reply = request(lab, "GET", "/api/v1/boot/self?format=sh", source=N001)
     assert reply.status == 200
-    script = reply.body.decode() + 'printf "%s|%s|%s|%s" "$CORRAL_NODE" "$CORRAL_IMAGE_URL" '
-    script += '"$CORRAL_KERNEL_ARGS" "$CORRAL_TORRENT_INFO_HASH"'
+    script = reply.body.decode() + 'printf "%s|%s|%s|%s|%s" "$CORRAL_NODE" "$CORRAL_IMAGE_URL" '
+    script += '"$CORRAL_KERNEL_ARGS" "$CORRAL_TORRENT_INFO_HASH" "$CORRAL_IMAGE_RAM_BYTES"'
     out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout
-    assert out == f"n001|{lab.url}/artifacts/{SHA['image']}|console=ttyS0|{'e' * 40}"
+    ram = 30_000_000 + 400 * 2048 + 1000 + 64 * 1024 * 1024
+    assert out == f"n001|{lab.url}/artifacts/{SHA['image']}|console=ttyS0|{'e' * 40}|{ram}"
 
 
-def test_unknown_addresses_and_wrong_macs_are_refused(lab: LiveServer) -> None:
+def test_callers_without_a_credential_and_wrong_macs_are_refused(lab: LiveServer) -> None:
     stranger = request(lab, "GET", "/api/v1/boot/self", source="127.0.0.99")
-    assert stranger.status == 403
-    assert stranger.json()["error"] == "no node has address 127.0.0.99"
+    assert stranger.status == 401
+    assert "node credential" in stranger.json()["error"]
+    forged = {"Authorization": "Bearer " + "x" * 43}
+    assert request(lab, "GET", "/api/v1/boot/self", source=N001, headers=forged).status == 401
     wrong = request(lab, "GET", f"/api/v1/boot/self?mac={MAC2}", source=N001)
     assert wrong.status == 403
     right = request(lab, "GET", f"/api/v1/boot/self?mac={MAC1.upper()}", source=N001)
@@ -60,17 +77,18 @@ def test_unknown_addresses_and_wrong_macs_are_refused(lab: LiveServer) -> None:
     assert request(lab, "GET", "/api/v1/boot/self?mac=zz", source=N001).status == 400
 
 
-def test_a_live_dhcp_lease_identifies_a_node_without_a_reserved_address(lab: LiveServer) -> None:
-    assert request(lab, "GET", "/api/v1/boot/self", source=N003).status == 403
+def test_a_node_without_a_reserved_address_boots_from_its_live_lease(lab: LiveServer) -> None:
+    assert boot_token(lab, MAC3, N003) is None  # no lease yet: N003 is not n003's address
     with lab.corral.store.transaction() as conn:
         lease = {"mac": MAC3, "ip": N003, "network": "lo", "expires": time.time() + 60, "data": {}}
         conn.execute(schema.leases.insert().values(**lease))
+    boot_as(lab, MAC3, N003)
     reply = request(lab, "GET", "/api/v1/boot/self", source=N003)
     assert reply.status == 200
     assert (reply.json()["node"], reply.json()["mac"]) == ("n003", MAC3)
-    with lab.corral.store.transaction() as conn:  # an expired lease identifies nobody
+    with lab.corral.store.transaction() as conn:  # an expired lease mints no token
         conn.execute(schema.leases.update().values(expires=time.time() - 1))
-    assert request(lab, "GET", "/api/v1/boot/self", source=N003).status == 403
+    assert boot_token(lab, MAC3, N003) is None
 
 
 def post_state(lab: LiveServer, body: object, source: str = N001, name: str = "self") -> int:
@@ -107,7 +125,7 @@ def test_bad_reports_are_refused_with_the_key(lab: LiveServer) -> None:
         ({"state": "pxe", "bytes": -1}, "bytes"),
         ({"state": "pxe", "peers": True}, "peers"),
         ({}, "state"),
-        (["pxe"], "object"),
+        (["pxe"], "dictionary"),
     ]:
         reply = request(lab, "POST", "/api/v1/boot/self/state", N001, body)
         assert reply.status == 400, body
@@ -116,7 +134,7 @@ def test_bad_reports_are_refused_with_the_key(lab: LiveServer) -> None:
 
 def test_a_node_reports_only_its_own_state(lab: LiveServer) -> None:
     assert post_state(lab, {"state": "pxe"}, source=N001, name="n002") == 403
-    assert post_state(lab, {"state": "pxe"}, source="127.0.0.99") == 403
+    assert post_state(lab, {"state": "pxe"}, source="127.0.0.99") == 401
     assert post_state(lab, {"state": "pxe"}, source=N001, name="n001") == 200
     with lab.corral.store.transaction() as conn:
         assert get_status(conn, "n002") is None
@@ -139,7 +157,7 @@ def test_a_node_gets_only_its_own_overlay(lab: LiveServer) -> None:
     other = request(lab, "GET", "/api/v1/boot/n002/overlay", source=N001)
     assert other.status == 403
     assert "you are n001" in other.json()["error"]
-    assert request(lab, "GET", "/api/v1/boot/self/overlay", source="127.0.0.99").status == 403
+    assert request(lab, "GET", "/api/v1/boot/self/overlay", source="127.0.0.99").status == 401
     theirs = request(lab, "GET", "/api/v1/boot/self/overlay", source=N002)
     assert overlay_files(theirs.body)["etc/hostname"].decode().strip() == "n002"
     etag = {"If-None-Match": own.headers["ETag"]}

@@ -117,3 +117,15 @@ def test_states_and_events_survive_a_restart(corral_home: object) -> None:
             record_state(conn, "n1", "unpacking", 10.0)
     second.store.close()
     assert status is not None and (status["state"], status["since"]) == ("booted", 3.0)
+
+
+def test_a_later_successful_boot_clears_the_old_error(app: Corral) -> None:
+    app.change(three_nodes)
+    with app.store.transaction() as conn:
+        record_state(conn, "n3", "pxe", 1.0)
+        record_state(conn, "n3", "failed", 2.0, error="not enough memory")
+        for t, state in enumerate(["pxe", "downloading", "unpacking"], start=3):
+            still = record_state(conn, "n3", state, float(t))
+            assert still.status["error"] == "not enough memory"
+        handed = record_state(conn, "n3", "handover", 7.0)
+    assert "error" not in handed.status

@@ -16,7 +16,7 @@ from corral.inventory.errors import Conflict
 from corral.inventory.index import Inventory
 from corral.store import schema
 from corral.store.db import HEAD_REVISION, Store, StoreError, open_store
-from corral.store.inventory import load_inventory, save_inventory
+from corral.store.inventory import generation, load_inventory, save_inventory
 
 INVENTORY_TABLES = {"settings", "networks", "profiles", "nodes", "interfaces"}
 N001_MAC = "52:54:00:00:00:01"
@@ -241,3 +241,66 @@ def test_sqlite_file_lives_under_corral_home(tmp_path: Path) -> None:
     assert (tmp_path / "h" / "corral.db").is_file()
     assert settings.paths == Paths(tmp_path / "h")
     assert (tmp_path / "h").stat().st_mode & 0o777 == 0o700
+
+
+def test_the_generation_moves_with_every_change_and_only_then(app: Corral) -> None:
+    def current() -> int:
+        with app.store.transaction() as conn:
+            return generation(conn)
+
+    start = current()
+    app.change(build_cluster)
+    after_build = current()
+    assert after_build > start
+    app.change(lambda inv: None)  # no difference written
+    assert current() == after_build
+    app.change(lambda inv: ops.delete_nodes(inv, ["n003"]))
+    assert current() > after_build
+
+
+def test_a_reader_does_not_wait_for_a_writer_holding_its_lock(app: Corral) -> None:
+    """`Store.reading` takes no write lock (SQLite: deferred BEGIN; PostgreSQL: no lock)."""
+    app.change(build_cluster)
+    holding, release, released = threading.Event(), threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with app.store.transaction() as conn:
+            conn.execute(sa.delete(schema.leases))  # holds the write lock until commit
+            holding.set()
+            release.wait(timeout=60)
+        released.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert holding.wait(timeout=30)
+        with app.store.reading() as conn:
+            nodes = conn.execute(sa.select(sa.func.count()).select_from(schema.nodes)).scalar()
+        assert not released.is_set(), "the read waited for the writer to finish"
+        assert nodes == 3
+    finally:
+        release.set()
+        thread.join(timeout=60)
+
+
+def test_a_write_inside_a_reading_transaction_fails_and_changes_nothing(app: Corral) -> None:
+    app.change(build_cluster)
+    with pytest.raises(sa.exc.DBAPIError), app.store.reading() as conn:
+        conn.execute(sa.delete(schema.interfaces))
+    assert set(app.read().nodes) == {"n001", "n002", "n003"}
+    # the pooled connection is a writer again afterwards
+    app.change(lambda inv: ops.add_nodes(inv, ["n004"], {"profiles": ["compute"]}))
+    assert "n004" in app.read().nodes
+
+
+def test_a_reading_transaction_sees_one_snapshot(app: Corral) -> None:
+    """Queries of one read see the database as of its first query, not a later commit."""
+    app.change(build_cluster)
+    count = sa.select(sa.func.count()).select_from(schema.nodes)
+    with app.store.reading() as conn:
+        before = conn.execute(count).scalar()
+        app.change(lambda inv: ops.add_nodes(inv, ["n004"], {"profiles": ["compute"]}))
+        during = conn.execute(count).scalar()
+    assert (before, during) == (3, 3)
+    with app.store.reading() as conn:
+        assert conn.execute(count).scalar() == 4

@@ -39,15 +39,19 @@ ARCH_HTTP_ARM64 = 19
 
 UNDIONLY = "undionly.kpxe"
 IPXE_EFI = "ipxe.efi"
-IPXE_ARM64 = "arm64-efi/ipxe.efi"
+# arm64 UEFI has no iPXE in Debian: Debian's signed GRUB network image loads the node's
+# grub.cfg from corral's TFTP server (corral.boot.grub)
+ARM64_LOADER = "arm64-efi/grubnetaa64.efi"
 
 TFTP_FILES: dict[int, str] = {
     ARCH_BIOS: UNDIONLY,
     ARCH_EFI_BC: IPXE_EFI,
     ARCH_EFI_X64: IPXE_EFI,
-    ARCH_EFI_ARM64: IPXE_ARM64,
+    ARCH_EFI_ARM64: ARM64_LOADER,
 }
-HTTP_FILES: dict[int, str] = {ARCH_HTTP_X64: IPXE_EFI, ARCH_HTTP_ARM64: IPXE_ARM64}
+# arm64 UEFI HTTP boot gets no offer: GRUB 2.06 cannot fetch from corral's HTTP port,
+# so the firmware falls back to PXE (arch 11), which does work
+HTTP_FILES: dict[int, str] = {ARCH_HTTP_X64: IPXE_EFI}
 
 RPI_VENDOR_CLASS = "PXEClient:Arch:00000:UNDI:002001"
 # Raspberry Pi Foundation / Raspberry Pi Trading Ltd organisationally unique identifiers.
@@ -104,6 +108,10 @@ def select_boot(msg: Message, server: ServerIdentity) -> BootChoice | None:
     name = TFTP_FILES.get(arch) if arch is not None else None
     if name is None:
         return None
+    if arch == ARCH_EFI_ARM64:
+        # a plain DHCP offer with a boot file: EDK2 (AAVMF) takes an offer that says
+        # "PXEClient" without a boot menu for BINL and asks port 4011, which nobody answers
+        return BootChoice(server.tftp, name, {Opt.TFTP_SERVER: str(server.tftp)})
     return _choice(msg, server, name, {Opt.TFTP_SERVER: str(server.tftp)})
 
 

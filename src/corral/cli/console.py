@@ -1,8 +1,9 @@
 """`corral console NODE`: attach to the node's serial console through its driver.
 
 IPMI serial-over-LAN and Redfish SSH consoles run their program (the password
-in the environment, never on the command line); a QEMU serial socket is
-bridged to the terminal here (Ctrl-] leaves); the Turing Pi UART is polled.
+in the environment, never on the command line); a QEMU serial socket and the
+Turing Pi BMC's serial websocket are bridged to the terminal in raw mode
+(Ctrl-] leaves both).
 """
 
 from __future__ import annotations
@@ -32,8 +33,12 @@ ESCAPE = b"\x1d"  # Ctrl-]
 @click.argument("node")
 @click.pass_obj
 def console(ctx: CliContext, /, node: str) -> None:
-    """Attach to NODE's serial console (IPMI SOL, Redfish, Turing Pi UART, QEMU)."""
-    inv = ctx.app.read()  # BMC passwords: only the local store has them
+    """Attach to NODE's serial console (IPMI SOL, Redfish, Turing Pi serial, QEMU).
+
+    Runs on the server (it holds the BMC passwords and reaches the BMCs); with
+    --server it refuses rather than look in this machine's database.
+    """
+    inv = ctx.local().read()
     get(inv.nodes, node, "node")
     try:
         plan = make_driver(node, inv.effective(node).settings.power).console()
@@ -55,7 +60,8 @@ def attach(plan: Console) -> int:
             asyncio.run(bridge_unix(plan.unix_socket))
         return 0
     if plan.attach:
-        asyncio.run(plan.attach())
+        with raw_terminal():
+            asyncio.run(plan.attach())
         return 0
     return 1
 

@@ -1,7 +1,7 @@
 """`corral image import|build|grab|list|show|rename|delete|shell|exec|pack|gc`.
 
 Image commands act on this machine's $CORRAL_HOME (trees and artifacts are
-local files), so they refuse --server.
+local files), so they refuse --server; `image list` also works through it.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from rich.progress import (
 from corral.app import Corral
 from corral.cli.context import CliContext
 from corral.cli.output import emit, err_console, output_option, success
-from corral.images import api, artifacts, rsync
-from corral.images.errors import ImageError
+from corral.images import api, artifacts, presets, rsync
+from corral.images.debootstrap import QEMU_NAMES
 from corral.images.records import Image
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -80,9 +80,8 @@ def _with_status(add: Callable[..., TaskID]) -> Callable[..., TaskID]:
 
 
 def local_app(ctx: CliContext) -> Corral:
-    if ctx.server is not None:
-        raise ImageError("image commands work on the server's own files; run them there")
-    return ctx.app
+    """This machine's corral: every image command but `list` works on its files."""
+    return ctx.local()
 
 
 def _when(ts: float | None) -> str:
@@ -119,30 +118,92 @@ def import_(ctx: CliContext, /, source: str, name: str) -> None:
     success(f"image {img.name} imported: {_size(img.size)}, {img.digest}")
 
 
+def _names(value: str | None) -> list[str]:
+    return [p.strip() for p in (value or "").split(",") if p.strip()]
+
+
 @image.command("build")
 @click.argument("name")
 @click.option("--debootstrap", "suite", required=True, help="Debian suite, e.g. bookworm")
-@click.option("--include", help="Extra packages, comma separated")
+@click.option(
+    "--preset",
+    type=click.Choice(list(presets.PRESETS)),
+    default=presets.DEFAULT_PRESET,
+    show_default=True,
+    help="Package set on top of minbase: "
+    + "; ".join(f"{p.name}: {p.description}" for p in presets.PRESETS.values()),
+)
+@click.option("--include", help="Packages to add to the preset, comma separated")
+@click.option("--exclude", help="Packages of the preset to leave out, comma separated")
 @click.option("--mirror", help="Debian mirror (default: the one in apt's sources)")
+@click.option(
+    "--arch",
+    type=click.Choice(sorted(QEMU_NAMES)),
+    help="Debian architecture (default: the server's); another one is built under QEMU "
+    "user emulation (qemu-user-static, binfmt; docs/boards.md)",
+)
 @click.pass_obj
 def build(
-    ctx: CliContext, /, name: str, suite: str, include: str | None, mirror: str | None
+    ctx: CliContext,
+    /,
+    name: str,
+    suite: str,
+    preset: str,
+    include: str | None,
+    exclude: str | None,
+    mirror: str | None,
+    arch: str | None,
 ) -> None:
-    """Build image NAME with debootstrap (variant minbase)."""
-    pkgs = [p.strip() for p in (include or "").split(",") if p.strip()]
+    """Build image NAME with debootstrap: minbase plus a preset that boots as a server.
+
+    The default preset `server` gives systemd, udev, systemd-networkd (enabled),
+    dbus, openssh-server, chrony, ca-certificates, python3, the kernel
+    and, on amd64, GRUB. The package cache, the distribution's initrd, SSH host
+    keys and machine-id are removed: each node gets its own from its overlay.
+    """
     with reporter() as rep:
-        img = api.build_image(local_app(ctx), name, suite, pkgs, mirror, rep)
+        img = api.build_image(
+            local_app(ctx),
+            name,
+            suite,
+            _names(include),
+            mirror,
+            rep,
+            preset=preset,
+            exclude=_names(exclude),
+            arch=arch,
+        )
     success(f"image {img.name} built: {_size(img.size)}, {img.digest}")
+
+
+def grab_excludes(app: Corral, node: str, defaults: bool = True) -> tuple[str, ...]:
+    """What a grab leaves out: per-machine files, and an inventory node's overlay output."""
+    if not defaults:
+        return ()
+    from corral.overlays.render import render_node
+
+    if node not in app.read().nodes:
+        return rsync.GRAB_EXCLUDES
+    rendered = render_node(app, app.settings.paths, node).files
+    return rsync.GRAB_EXCLUDES + tuple(sorted(rendered))  # absolute paths: anchored at /
 
 
 @image.command("grab")
 @click.argument("node")
 @click.argument("name")
 @click.option("--exclude", multiple=True, help="Extra rsync exclude pattern (repeatable)")
-@click.option("--no-default-excludes", is_flag=True, help="Drop the default exclude list")
+@click.option(
+    "--no-default-excludes",
+    is_flag=True,
+    help="Drop the default excludes (per-node files and the node's overlay output)",
+)
 @click.option("--user", default="root", show_default=True)
 @click.option("--port", type=int, help="ssh port")
-@click.option("--identity", type=click.Path(exists=True, dir_okay=False), help="ssh key file")
+@click.option(
+    "--identity",
+    type=click.Path(exists=True, dir_okay=False),
+    help="ssh key file [default: the admin's key, for an inventory node]",
+)
 @click.pass_obj
 def grab(
     ctx: CliContext,
@@ -155,13 +216,32 @@ def grab(
     port: int | None,
     identity: str | None,
 ) -> None:
-    """Capture the root filesystem of running NODE (rsync over ssh) as image NAME."""
+    """Capture the root filesystem of running NODE (rsync over ssh) as image NAME.
+
+    An inventory node is reached at its reserved address, logged in to as
+    `corral ssh` does (the admin's key, host keys checked against corral's
+    known_hosts), and the files its overlays render (hostname, network, keys,
+    the agent...) are left out: each node that boots the image gets its own.
+    """
     from pathlib import Path
 
-    excludes = (() if no_default_excludes else rsync.GRAB_EXCLUDES) + exclude
-    ssh = rsync.ssh_command(port, Path(identity) if identity else None)
+    from corral.cli.ssh import cluster_known_hosts
+    from corral.overlays.adminkey import login_options
+
+    app = local_app(ctx)
+    inv = app.read()
+    excludes = grab_excludes(app, node, not no_default_excludes) + exclude
+    key = Path(identity) if identity else None
+    if node in inv.nodes:
+        key = key or app.settings.paths.admin_ssh_key
+        if not key.is_file():
+            raise click.ClickException("no admin SSH key: run 'corral init' or give --identity")
+        extra = login_options(str(key), str(cluster_known_hosts(app, inv)))
+        ssh = rsync.ssh_command(port, extra=extra)
+    else:
+        ssh = rsync.ssh_command(port, key)
     with reporter() as rep:
-        img = api.grab_image(local_app(ctx), node, name, excludes, ssh, user, rep)
+        img = api.grab_image(app, node, name, excludes, ssh, user, rep)
     success(f"image {img.name} grabbed from {node}: {_size(img.size)}")
 
 
@@ -170,7 +250,7 @@ def grab(
 @click.pass_obj
 def list_(ctx: CliContext, /, output: str) -> None:
     """List images."""
-    images = api.list_images(local_app(ctx))
+    images = ctx.actions.images()
     emit(
         [i.model_dump(mode="json", exclude={"artifacts"}) for i in images],
         output,
@@ -200,6 +280,9 @@ def show(ctx: CliContext, /, name: str, output: str) -> None:
     data = img.model_dump(mode="json")
     rows = [(k, v) for k, v in data.items() if k not in ("kernels", "artifacts")]
     rows += [("kernel", f"{k.version} ({k.vmlinuz})") for k in img.kernels]
+    if img.ram_needed is not None:
+        data["ram_needed"] = img.ram_needed
+        rows += [("ram needed (stateless)", f"{_size(img.ram_needed)} + what the OS uses")]
     if img.artifacts:
         rows += [(f"artifact {f.format}", f.sha256) for f in img.artifacts.files()]
         rows += [("info hash", img.artifacts.torrent.info_hash)]
@@ -244,7 +327,13 @@ def exec_(ctx: CliContext, /, name: str, command: tuple[str, ...]) -> None:
 
 @image.command("pack")
 @click.argument("name")
-@click.option("--server", "server_url", help="corral's HTTP URL, e.g. http://10.0.0.1:8080")
+@click.option(
+    "--boot-url",
+    "server_url",
+    metavar="URL",
+    help="The HTTP URL nodes fetch from, baked into the torrent, e.g. http://10.0.0.1:8080"
+    " (default: the one of the last pack)",
+)
 @click.option("--single-stage", is_flag=True, help="Also the image as one cpio initrd")
 @click.option("--force", is_flag=True, help="Rebuild even if the image did not change")
 @output_option

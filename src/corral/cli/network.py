@@ -20,6 +20,8 @@ def _network_fields(params: dict[str, Any]) -> dict[str, Any]:
             out[key] = params[key] or None
     if params.get("dns") is not None:
         out["dns_servers"] = csv(params["dns"])
+    if params.get("ntp") is not None:
+        out["ntp_servers"] = csv(params["ntp"])
     if params.get("dynamic_range") is not None:
         out["dynamic_range"] = params["dynamic_range"] or None
     return out
@@ -29,7 +31,8 @@ def network_options(func: Any) -> Any:
     opts = [
         click.option("--cidr", help=describe(Network, "cidr")),
         click.option("--gateway", help=describe(Network, "gateway")),
-        click.option("--dns", help="DNS servers, comma separated"),
+        click.option("--dns", help="DNS servers, comma separated (empty: the corral server)"),
+        click.option("--ntp", help="NTP servers, comma separated (empty: the corral server)"),
         click.option("--domain", help=describe(Network, "domain")),
         click.option("--mtu", type=int, help=describe(Network, "mtu")),
         click.option("--dynamic-range", help=describe(Network, "dynamic_range")),

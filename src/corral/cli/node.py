@@ -1,14 +1,15 @@
-"""`corral node add|list|show|set|delete`; NAMES accept hostlist ranges."""
+"""`corral node add|list|show|set|delete|reinstall|service`; NAMES accept hostlist ranges."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 
 import click
 
 from corral.cli.context import CliContext
-from corral.cli.output import emit, output_option, success
+from corral.cli.output import emit, err_console, output_option, success
 from corral.cli.settings_options import csv, settings_changes, settings_options
 from corral.inventory import ops
 from corral.inventory.hostlists import expand
@@ -18,9 +19,13 @@ from corral.inventory.models import Node
 
 def _node_fields(params: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for key in ("switch", "switch_port", "rpi_serial"):
-        if params.get(key) is not None:
-            out[key] = params[key] or None
+    if params.get("switch") is not None or params.get("switch_port") is not None:
+        raise click.UsageError(
+            "--switch and --switch-port are gone (nothing used them): record the port in "
+            "the switch map with `corral switch map SWITCH PORT NODE`"
+        )
+    if params.get("rpi_serial") is not None:
+        out["rpi_serial"] = params["rpi_serial"] or None
     if params.get("profile") is not None:
         out["profiles"] = csv(params["profile"])
     return out
@@ -31,8 +36,9 @@ def node_options(func: Any) -> Any:
         click.option("--profile", help="Profiles, comma separated, merged in order"),
         click.option("--mac", help="MAC of the primary interface (one node only)"),
         click.option("--ip", help="Address on the primary network (one node only)"),
-        click.option("--switch", help="Switch the node is cabled to"),
-        click.option("--switch-port", help="Port on that switch"),
+        # gone: the switch map holds ports (`corral switch map`); kept to say so
+        click.option("--switch", hidden=True),
+        click.option("--switch-port", hidden=True),
         click.option("--rpi-serial", help="Raspberry Pi serial number"),
     ]
     for opt in reversed(opts):
@@ -110,7 +116,7 @@ def effective_values(eff: EffectiveNode) -> dict[str, Any]:
     data = eff.settings.model_dump(mode="json")
     flat: dict[str, Any] = {}
     for key, value in data.items():
-        if key in ("power", "tags") and isinstance(value, dict):
+        if key in ("power", "tags", "scripts") and isinstance(value, dict):
             for sub, v in value.items():
                 if isinstance(v, dict):
                     flat.update({f"{key}.{sub}.{k}": x for k, x in v.items()})
@@ -146,6 +152,9 @@ def show(ctx: CliContext, /, name: str, output: str) -> None:
             out.append((f"interfaces[{i}]", text, "node"))
         for key, value in values.items():
             shown = " ".join(value) if isinstance(value, list) else value
+            if key.startswith("scripts.") and isinstance(value, str):
+                lines = value.strip().splitlines()
+                shown = lines[0] + (f" ... ({len(lines)} lines)" if len(lines) > 1 else "")
             out.append((key, shown, eff.origin(key)))
         return out
 
@@ -199,6 +208,73 @@ def adopt(ctx: CliContext, /, mac: str, name: str, profile: str | None) -> None:
     """Make discovered machine MAC node NAME (created if it does not exist)."""
     created = ctx.actions.adopt(mac, name, csv(profile))
     success(f"{mac} is now node {created.name}")
+
+
+@node.command("enroll-code")
+@click.option(
+    "--minutes",
+    type=click.IntRange(1, 7 * 24 * 60),
+    default=60,
+    show_default=True,
+    help="How long the code is good for",
+)
+@output_option
+@click.pass_obj
+def enroll_code(ctx: CliContext, /, minutes: int, output: str) -> None:
+    """Make a one-time code that lets one unknown machine pick its node in the iPXE menu.
+
+    The code is shown once (the server keeps only its hash), is good for one
+    adoption, and expires after --minutes. Type it at the machine's console.
+    """
+    made = ctx.actions.enroll_code(minutes)
+    emit(made, output, ("CODE", "EXPIRES"), lambda: [(made["code"], _when(made["expires"]))])
+
+
+def _reset(ctx: CliContext, names: list[str]) -> None:
+    """Power-reset `names` through their drivers; exit 1 if any failed."""
+    inv = ctx.local("node --reset").read()  # BMC passwords: only the local store has them
+    from corral.power.run import Action, run_power, targets_for  # start-up time of `node list`
+
+    results = asyncio.run(run_power(targets_for(inv, names), Action.RESET))
+    for r in results:
+        if not r.ok:
+            err_console.print(f"[red]reset of {r.node} failed:[/red] {r.error}", highlight=False)
+    if not all(r.ok for r in results):
+        raise SystemExit(1)
+
+
+_RESET = click.option("--reset", is_flag=True, help="Also power-reset the nodes now")
+
+
+@node.command("reinstall")
+@click.argument("names")
+@_RESET
+@click.pass_obj
+def reinstall(ctx: CliContext, /, names: str, reset: bool) -> None:
+    """Reinstall stateful nodes NAMES at their next network boot (not from their disk)."""
+    node_names = ctx.actions.reinstall(expand(names))
+    success(f"{len(node_names)} node(s) reinstall at their next network boot")
+    if reset:
+        _reset(ctx, node_names)
+
+
+@node.command("service")
+@click.argument("names")
+@click.option("--off", is_flag=True, help="Leave service mode: boot as configured again")
+@_RESET
+@click.pass_obj
+def service(ctx: CliContext, /, names: str, off: bool, reset: bool) -> None:
+    """Boot NAMES into the rescue environment (SSH as root with the admin key, and console).
+
+    The nodes stay in service mode at every boot until `--off`.
+    """
+    node_names = ctx.actions.service_mode(expand(names), on=not off)
+    if off:
+        success(f"{len(node_names)} node(s) leave service mode at their next boot")
+    else:
+        success(f"{len(node_names)} node(s) boot into service mode: corral ssh NODE to log in")
+    if reset:
+        _reset(ctx, node_names)
 
 
 COMMANDS = [node]

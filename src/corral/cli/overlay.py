@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from corral.app import Corral
 from corral.cli.context import CliContext
 from corral.cli.output import emit, output_option
 from corral.inventory.errors import InventoryError
@@ -18,22 +19,31 @@ from corral.overlays.render import RenderedOverlay, render_node
 from corral.overlays.sources import OverlaySource
 
 
-def _local(ctx: CliContext) -> CliContext:
-    if ctx.server is not None:
-        raise InventoryError(
-            "overlay commands read CORRAL_HOME on the server: run them there, without --server"
-        )
-    return ctx
+def _local(ctx: CliContext) -> Corral:
+    """Overlays render from CORRAL_HOME (keys, overlay trees): on the server only."""
+    return ctx.local()
 
 
 def _source_data(source: OverlaySource) -> dict[str, Any]:
+    meta = sources.meta(source)
     return {
         "name": source.name,
         "origin": source.origin,
         "path": None if source.root is None else str(source.root),
         "members": list(source.members),
         "hides": source.hides,
+        "runtime": meta.runtime,
+        "reload": meta.reload,
     }
+
+
+def _note(source: OverlaySource) -> str:
+    """What `list` says beside an overlay: what it hides, whether the agent keeps it current."""
+    meta = sources.meta(source)
+    notes = [f"hides the built-in {source.hides}"] if source.hides else []
+    if meta.runtime:
+        notes.append(f"runtime (reload: {meta.reload})" if meta.reload else "runtime")
+    return "; ".join(notes)
 
 
 @click.group()
@@ -46,15 +56,14 @@ def overlay() -> None:
 @click.pass_obj
 def list_(ctx: CliContext, /, output: str) -> None:
     """List built-in and user overlays and overlay sets."""
-    found = sources.available(_local(ctx).app.settings.paths)
+    found = sources.available(_local(ctx).settings.paths)
     data = [_source_data(s) for s in found]
 
     def rows() -> list[tuple[Any, ...]]:
         out = []
         for s in found:
             where = " ".join(s.members) if s.origin == "set" else str(s.root)
-            note = f"hides the built-in {s.hides}" if s.hides else ""
-            out.append((s.name, s.origin, where, note))
+            out.append((s.name, s.origin, where, _note(s)))
         return out
 
     emit(data, output, ("NAME", "ORIGIN", "PATH / MEMBERS", "NOTE"), rows)
@@ -66,7 +75,7 @@ def list_(ctx: CliContext, /, output: str) -> None:
 @click.pass_obj
 def show(ctx: CliContext, /, name: str, output: str) -> None:
     """Show overlay NAME: where it comes from and its files."""
-    source = sources.find(_local(ctx).app.settings.paths, name)
+    source = sources.find(_local(ctx).settings.paths, name)
     items = sources.files(source)
     data = {
         **_source_data(source),
@@ -95,7 +104,7 @@ def show(ctx: CliContext, /, name: str, output: str) -> None:
 
 
 def _print_files(rendered: RenderedOverlay) -> None:
-    for path, (data, mode) in rendered.files.items():
+    for path, (data, mode, _owner) in rendered.files.items():
         click.echo(f"==> {path} (mode {mode:04o}, overlay {rendered.origins[path]}) <==")
         click.echo(data.decode(errors="replace"), nl=not data.endswith(b"\n"))
 
@@ -138,7 +147,7 @@ def render(ctx: CliContext, /, node: str, name: str, path: str | None, output: s
 
     With --file, prints that file's content alone, exactly as the node gets it.
     """
-    app = _local(ctx).app
+    app = _local(ctx)
     rendered = render_node(app, app.settings.paths, node, [name])
     if path is not None:
         rendered = _only(rendered, path)

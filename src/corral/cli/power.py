@@ -2,11 +2,11 @@
 
 Targets take hostlist ranges; nodes run in parallel (`--concurrency`), one
 failure never stops the others, and the exit code is 0 only if all succeeded.
+With `--server` the server runs the action (it holds the BMC passwords).
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -15,12 +15,15 @@ import click
 from corral.cli.context import CliContext
 from corral.cli.output import emit, err_console, output_option
 from corral.inventory.hostlists import expand
-from corral.power.run import DEFAULT_CONCURRENCY, Action, PowerResult, run_power, targets_for
+from corral.power.run import DEFAULT_CONCURRENCY, Action, PowerResult
 
 
 @click.group()
 def power() -> None:
-    """Power control through each node's driver (ipmi, redfish, turingpi, qemu, ssh, manual)."""
+    """Power control through each node's driver.
+
+    Drivers: ipmi, redfish, turingpi, clusterhat, qemu, ssh, manual; board-only
+    actions (USB mode, flash, mass storage) are `corral board`."""
 
 
 def _command(action: Action, help_text: str) -> click.Command:
@@ -35,10 +38,9 @@ def _command(action: Action, help_text: str) -> click.Command:
     @output_option
     @click.pass_obj
     def command(ctx: CliContext, /, targets: str, concurrency: int, output: str) -> None:
-        names = expand(targets)
-        inv = ctx.app.read()  # BMC passwords: only the local store has them
         started = time.monotonic()
-        results = asyncio.run(run_power(targets_for(inv, names), action, concurrency))
+        # with --server the server runs it: it holds the BMC passwords
+        results = ctx.actions.power(expand(targets), str(action), concurrency)
         show_results(results, output, time.monotonic() - started, concurrency)
         if not all(r.ok for r in results):
             raise SystemExit(1)

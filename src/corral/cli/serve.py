@@ -9,18 +9,38 @@ from pathlib import Path
 import click
 
 from corral.cli.context import CliContext
-from corral.net import address_of_interface
-
-# corral.services.serve.DEFAULT_HTTP_PORT (a test keeps them equal): importing that
-# module loads aiohttp and every service, which every other command would pay for.
-DEFAULT_HTTP_PORT = 9480
+from corral.config import DEFAULT_HTTP_PORT, DEFAULT_HTTPS_PORT
+from corral.net import address_of_interface, dhcp_interface
 
 
 @click.command("serve")
 @click.option("--interface", help="Serve DHCP on this interface only (and advertise its address)")
-@click.option("--address", default="0.0.0.0", show_default=True, help="Address to listen on")
+@click.option(
+    "--address",
+    default="0.0.0.0",
+    show_default=True,
+    help="Address to listen on (DHCP listens on the interface that holds it)",
+)
 @click.option("--advertise", help="Address nodes reach this server at (default: of --interface)")
-@click.option("--http-port", default=DEFAULT_HTTP_PORT, show_default=True, type=int)
+@click.option(
+    "--http-port",
+    default=DEFAULT_HTTP_PORT,
+    show_default=True,
+    type=int,
+    help="Plain HTTP: iPXE scripts, kernels, initramfs, signed images, tracker (and the API)",
+)
+@click.option(
+    "--https-port",
+    type=int,
+    help=f"HTTPS for the API and the nodes, with a certificate from the cluster CA "
+    f"[default: {DEFAULT_HTTPS_PORT}; any free port when --http-port is 0]",
+)
+@click.option(
+    "--no-tls",
+    is_flag=True,
+    help="Serve no HTTPS. Nodes cannot boot then: their initramfs trusts the cluster CA "
+    "and refuses a plain http:// API",
+)
 @click.option("--tftp-port", default=69, show_default=True, type=int)
 @click.option("--dhcp-port", default=67, show_default=True, type=int)
 @click.option("--no-dhcp", is_flag=True, help="Do not run the DHCP server")
@@ -35,8 +55,21 @@ DEFAULT_HTTP_PORT = 9480
     type=click.Path(path_type=Path, file_okay=False),
     help="Serve this directory over TFTP (default CORRAL_HOME/tftp with iPXE)",
 )
+@click.option("--no-dns", is_flag=True, help="Do not answer DNS for the cluster's names")
+@click.option("--dns-port", default=53, show_default=True, type=int)
+@click.option(
+    "--dns-upstream",
+    "dns_upstreams",
+    multiple=True,
+    metavar="IP",
+    help="Resolver for names outside the cluster (repeatable; default: /etc/resolv.conf's)",
+)
 @click.option("--bt-port", default=6881, show_default=True, help="The image seeder's port")
 @click.option("--no-seeder", is_flag=True, help="Do not seed images over BitTorrent")
+@click.option(
+    "--heartbeat-timeout", type=click.FloatRange(min=4.0), default=60.0, show_default=True,
+    help="Seconds without a node agent heartbeat before the node is marked lost.",
+)  # fmt: skip
 @click.option("-v", "--verbose", count=True, help="More logging (-vv for debug)")
 @click.pass_obj
 def serve(
@@ -46,30 +79,43 @@ def serve(
     address: str,
     advertise: str | None,
     http_port: int,
+    https_port: int | None,
+    no_tls: bool,
     tftp_port: int,
     dhcp_port: int,
     no_dhcp: bool,
     no_tftp: bool,
     proxy_dhcp: bool,
     tftp_root: Path | None,
+    no_dns: bool,
+    dns_port: int,
+    dns_upstreams: tuple[str, ...],
     bt_port: int,
     no_seeder: bool,
+    heartbeat_timeout: float,
     verbose: int,
 ) -> None:
-    """Run DHCP, TFTP, HTTP (API, boot scripts, artifacts, tracker) and the image seeder."""
-    from corral.services.serve import ServeOptions, serve_forever
+    """Run DHCP, TFTP, HTTP (API, boot scripts, artifacts, tracker), DNS and the image seeder."""
+    from corral.services.dns import resolv_conf_upstreams
+    from corral.services.http.agenthub import AgentSettings
+    from corral.services.serve import ServeError, ServeOptions, serve_forever
 
     level = logging.WARNING - 10 * min(verbose + 1, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    interface_address = address_of_interface(interface) if interface else None
     if advertise is None:
-        advertise = address_of_interface(interface) if interface else None
+        advertise = interface_address
     if advertise is None:
         advertise = address if address != "0.0.0.0" else "127.0.0.1"
+    if not no_dhcp or proxy_dhcp:  # refused here, in one line, before anything starts
+        interface = dhcp_interface(address, interface)
     options = ServeOptions(
         address=address,
         advertise=advertise,
         interface=interface,
         http_port=http_port,
+        https_port=None if no_tls else https_port_for(https_port, http_port),
+        tls_names=tuple(a for a in (interface_address,) if a),
         tftp_port=tftp_port,
         dhcp_port=dhcp_port,
         dhcp=not no_dhcp,
@@ -78,8 +124,22 @@ def serve(
         tftp_root=tftp_root,
         seeder=not no_seeder,
         bt_port=bt_port,
+        agent=AgentSettings.for_timeout(heartbeat_timeout),
+        dns=not no_dns,
+        dns_port=dns_port,
+        dns_upstreams=list(dns_upstreams) or resolv_conf_upstreams(),
     )
-    asyncio.run(serve_forever(ctx.app, options))
+    try:
+        asyncio.run(serve_forever(ctx.local(), options))
+    except ServeError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def https_port_for(asked: int | None, http_port: int) -> int:
+    """The HTTPS port: as asked, else the default, else any free one when HTTP's is 0 (tests)."""
+    if asked is not None:
+        return asked
+    return 0 if http_port == 0 else DEFAULT_HTTPS_PORT
 
 
 COMMANDS = [serve]

@@ -6,6 +6,7 @@ the file format and the API schema describe a field in one place.
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -37,21 +38,83 @@ _OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
         },
     ),
     (("--kernel-args",), {"help": "Kernel arguments, one string (replaces this record's own)"}),
-    (("--overlays",), {"help": "Overlays, comma separated (replaces this record's own)"}),
+    (
+        ("--overlays",),
+        {
+            "help": "Overlays, comma separated (replaces this record's own, and the default "
+            "`system` set: list system to keep it and the node agent)"
+        },
+    ),
     (("--network", "networks"), {"help": "Networks, comma separated; the first is primary"}),
     (("--power-driver",), {"help": describe(PowerSettings, "driver")}),
     (("--bmc-address",), {"help": describe(PowerSettings, "address")}),
     (("--bmc-username",), {"help": describe(PowerSettings, "username")}),
-    (("--bmc-password",), {"help": "BMC password (stored, never shown or exported)"}),
+    (
+        ("--bmc-password-file",),
+        {
+            "metavar": "FILE",
+            "help": "Read the BMC password from FILE ('-': standard input); stored sealed, "
+            "never shown or exported",
+        },
+    ),
+    (
+        ("--bmc-password-env",),
+        {"metavar": "VAR", "help": "Read the BMC password from environment variable VAR"},
+    ),
+    (
+        ("--bmc-password-prompt",),
+        {"is_flag": True, "help": "Ask for the BMC password (not echoed)"},
+    ),
+    # refused: a password in argv is readable by every local user through ps
+    (("--bmc-password",), {"hidden": True, "expose_value": True}),
     (("--bmc-slot",), {"type": int, "help": describe(PowerSettings, "slot")}),
     (("--tag", "tags"), {"multiple": True, "help": "KEY=VALUE tag (repeatable; KEY= removes)"}),
 ]
 
 
+ARGV_REFUSED = (
+    "--bmc-password puts the password on the command line, where ps shows it to every "
+    "local user: use --bmc-password-file FILE, --bmc-password-env VAR or --bmc-password-prompt"
+)
+
+
 def settings_options(func: F) -> F:
     for decls, kwargs in reversed(_OPTIONS):
-        func = click.option(*decls, default=None, **kwargs)(func)
+        default = False if kwargs.get("is_flag") else None
+        func = click.option(*decls, default=default, **kwargs)(func)
     return func
+
+
+def bmc_password(params: dict[str, Any]) -> str | None:
+    """The BMC password from a file, the environment or a prompt; never from argv."""
+    if params.get("bmc_password") is not None:
+        raise click.UsageError(ARGV_REFUSED)
+    given = [k for k in ("bmc_password_file", "bmc_password_env") if params.get(k)]
+    given += ["bmc_password_prompt"] if params.get("bmc_password_prompt") else []
+    if len(given) > 1:
+        raise click.UsageError("give the BMC password one way: a file, a variable or the prompt")
+    if params.get("bmc_password_file"):
+        return _read_password(params["bmc_password_file"])
+    if params.get("bmc_password_env"):
+        name = params["bmc_password_env"]
+        if name not in os.environ:
+            raise InventoryError(f"--bmc-password-env: environment variable {name} is not set")
+        return os.environ[name]
+    if params.get("bmc_password_prompt"):
+        return str(click.prompt("BMC password", hide_input=True, confirmation_prompt=True))
+    return None
+
+
+def _read_password(path: str) -> str:
+    try:
+        with click.open_file(path, "r") as fh:
+            text = str(fh.read(4096))
+    except OSError as exc:
+        raise InventoryError(f"--bmc-password-file: {exc.strerror}: {path}") from None
+    password = text.splitlines()[0] if text else ""
+    if not password:
+        raise InventoryError(f"--bmc-password-file: {path} is empty")
+    return password
 
 
 def settings_changes(params: dict[str, Any]) -> dict[str, Any]:
@@ -74,11 +137,13 @@ def settings_changes(params: dict[str, Any]) -> dict[str, Any]:
             ("power_driver", "driver"),
             ("bmc_address", "address"),
             ("bmc_username", "username"),
-            ("bmc_password", "password"),
             ("bmc_slot", "slot"),
         )
         if params.get(flag) is not None
     }
+    password = bmc_password(params)
+    if password is not None:
+        power["password"] = password
     if power:
         changes["power"] = power
     if params.get("tags"):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import click
 from rich.live import Live
@@ -25,10 +24,15 @@ from corral.actions import Actions
 from corral.cli.context import CliContext
 from corral.cli.output import FORMATS, console, emit_data, err_console
 from corral.inventory.hostlists import expand
+from corral.inventory.types import Data
 
-Data = dict[str, Any]
 COLUMNS = ("NODE", "STATE", "IMAGE", "IN STATE", "IP", "PEERS", "PROGRESS", "LAST ERROR")
-COLOURS = {states.FAILED: "red", states.BOOTED: "green", states.READY: "bold green"}
+COLOURS = {
+    states.FAILED: "red",
+    states.LOST: "yellow",
+    states.BOOTED: "green",
+    states.READY: "bold green",
+}
 EXIT_FAILED, EXIT_TIMEOUT = 1, 3
 
 
@@ -71,7 +75,7 @@ def cells(row: Data, now: float) -> list[str]:
         row.get("ip") or "",
         "" if row.get("peers") is None else str(row["peers"]),
         progress(row),
-        row.get("error") or "",
+        row.get("error") or (row.get("message") or "" if row["state"] == states.LOST else ""),
     ]
 
 

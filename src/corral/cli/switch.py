@@ -13,6 +13,7 @@ import click
 from corral.cli.context import CliContext
 from corral.cli.output import emit, output_option, success
 from corral.discovery import switches as sw
+from corral.inventory.errors import NotFound
 from corral.inventory.hostlists import compress
 
 
@@ -40,9 +41,8 @@ def add(
     """Add switch NAME."""
     data = {"name": name, "address": address, "snmp_community": snmp_community}
     record = sw.build_switch({**data, "snmp_port": snmp_port, "agent_ids": list(agent_id)})
-    with ctx.app.store.transaction() as conn:
-        sw.add_switch(conn, record)
-    success(f"switch {record.name} added")
+    added = ctx.actions.add_switch(record)
+    success(f"switch {added.name} added")
 
 
 @switch.command("map")
@@ -52,9 +52,7 @@ def add(
 @click.pass_obj
 def map_(ctx: CliContext, /, name: str, ports: str, nodes: str) -> None:
     """Map PORTS of switch NAME to NODES, one to one (e.g. 1-48 n[001-048])."""
-    with ctx.app.store.transaction() as conn:
-        record = sw.map_ports(sw.get_switch(conn, name), ports, nodes)
-        sw.save_switch(conn, record)
+    ctx.actions.map_switch(name, ports, nodes)
     success(f"switch {name}: {len(sw.expand_ports(ports))} port(s) mapped")
 
 
@@ -63,8 +61,7 @@ def map_(ctx: CliContext, /, name: str, ports: str, nodes: str) -> None:
 @click.pass_obj
 def list_(ctx: CliContext, /, output: str) -> None:
     """List switches."""
-    with ctx.app.store.transaction() as conn:
-        records = sorted(sw.load_switches(conn).values(), key=lambda s: s.name)
+    records = ctx.actions.switches()
     data = [s.model_dump(mode="json", exclude_defaults=True) for s in records]
 
     def rows() -> list[tuple[Any, ...]]:
@@ -82,8 +79,9 @@ def list_(ctx: CliContext, /, output: str) -> None:
 @click.pass_obj
 def show(ctx: CliContext, /, name: str, output: str) -> None:
     """Show switch NAME and its port map."""
-    with ctx.app.store.transaction() as conn:
-        record = sw.get_switch(conn, name)
+    record = next((s for s in ctx.actions.switches() if s.name == name), None)
+    if record is None:
+        raise NotFound(f"switch {name!r} does not exist (see 'corral switch list')")
     data = record.model_dump(mode="json", exclude_defaults=True)
 
     def rows() -> list[tuple[Any, ...]]:
@@ -102,8 +100,7 @@ def show(ctx: CliContext, /, name: str, output: str) -> None:
 @click.pass_obj
 def delete(ctx: CliContext, /, name: str) -> None:
     """Delete switch NAME."""
-    with ctx.app.store.transaction() as conn:
-        sw.delete_switch(conn, name)
+    ctx.actions.delete_switch(name)
     success(f"switch {name} deleted")
 
 

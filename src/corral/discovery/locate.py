@@ -16,14 +16,14 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from corral.actions import LocalActions
-from corral.app import Corral
-from corral.discovery.option82 import match_port, remote_ids
+from corral.discovery.option82 import interface_of, match_port, remote_ids
 from corral.discovery.snmp import FdbEntry, SnmpError, find_mac
 from corral.discovery.switches import Switch, load_switches
 from corral.inventory.index import Inventory
 from corral.inventory.models import Node
 from corral.inventory.types import check_mac
+from corral.store.db import Home
+from corral.store.inventory import adopt, read_inventory
 
 log = logging.getLogger(__name__)
 Lookup = Callable[[Switch, str], Awaitable[FdbEntry | None]]
@@ -81,6 +81,41 @@ def _by_option82(seen: Sighting, switches: Mapping[str, Switch]) -> PortMatch | 
     return found[0] if len(found) == 1 else None
 
 
+def port_contradiction(
+    switches: Mapping[str, Switch],
+    node: str,
+    circuit_id: bytes | str | None,
+    remote_id: bytes | str | None = None,
+) -> str | None:
+    """Why a request relayed with this option 82 is not from `node`'s port, or None.
+
+    The switch map is the record of where `node` is cabled. A contradiction is a
+    circuit-id that does not name the node's port on the switch the remote-id names
+    (or, without a remote-id, on any of the node's switches). Nothing is concluded
+    (None) without a circuit-id, for a node on no mapped port, or for a remote-id that
+    names no switch of the map: corral cannot tell where that request came from.
+    """
+    bound = {
+        (sw.name, port) for sw in switches.values() for port, n in sw.ports.items() if n == node
+    }
+    if not circuit_id or not bound:
+        return None
+    if remote_id:
+        ids = remote_ids(remote_id)
+        candidates = [sw for sw in switches.values() if ids & _switch_ids(sw)]
+        if not candidates:
+            return None
+    else:
+        candidates = [switches[name] for name in sorted({name for name, _ in bound})]
+    if any((sw.name, match_port(sw.ports, circuit_id)) in bound for sw in candidates):
+        return None
+    came = f"circuit-id {interface_of(circuit_id) or repr(circuit_id)}"
+    if remote_id:
+        came += f" on {'/'.join(sw.name for sw in candidates)}"
+    mapped = ", ".join(f"{sw} port {port}" for sw, port in sorted(bound))
+    return f"option 82 says {came}, and the switch map has {node} on {mapped}"
+
+
 def _switch_ids(switch: Switch) -> set[str]:
     ids = {switch.name.lower(), switch.address.lower()}
     for agent in switch.agent_ids:
@@ -126,7 +161,7 @@ class Adoption:
 
 
 async def adopt_by_port(
-    app: Corral,
+    home: Home,
     mac: str,
     circuit_id: bytes | str | None = None,
     remote_id: bytes | str | None = None,
@@ -139,11 +174,11 @@ async def adopt_by_port(
     :raises InventoryError: the MAC belongs to another node, or the node has no network.
     """
     seen = Sighting(check_mac(mac), circuit_id, remote_id)
-    switches = await asyncio.to_thread(_switches, app)
+    switches = await asyncio.to_thread(_switches, home)
     found = await locate(seen, switches, lookup)
     if found is None:
         return None
-    inv = await asyncio.to_thread(app.read)
+    inv = await asyncio.to_thread(read_inventory, home.store)
     if found.node not in inv.nodes:
         log.warning(
             "port %s/%s maps to %s, which does not exist", found.switch, found.port, found.node
@@ -151,13 +186,18 @@ async def adopt_by_port(
         return None
     previous = _primary_mac(inv, inv.nodes[found.node])
     if previous != seen.mac:
-        await asyncio.to_thread(LocalActions(app).adopt, seen.mac, found.node)
+        await asyncio.to_thread(_adopt, home, seen.mac, found.node)
     return Adoption(found.node, seen.mac, found, previous)
 
 
-def _switches(app: Corral) -> dict[str, Switch]:
-    with app.store.transaction() as conn:
+def _switches(home: Home) -> dict[str, Switch]:
+    with home.store.reading() as conn:
         return load_switches(conn)
+
+
+def _adopt(home: Home, mac: str, node: str) -> None:
+    with home.store.transaction() as conn:
+        adopt(conn, mac, node)
 
 
 def _primary_mac(inv: Inventory, node: Node) -> str | None:

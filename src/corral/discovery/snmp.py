@@ -9,19 +9,9 @@ port then gives the ifIndex (`dot1dBasePortIfIndex`) and the interface name
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Any
-
-from pysnmp.hlapi.v3arch.asyncio import (  # type: ignore[import-untyped]
-    CommunityData,
-    ContextData,
-    ObjectIdentity,
-    ObjectType,
-    SnmpEngine,
-    UdpTransportTarget,
-    get_cmd,
-    walk_cmd,
-)
 
 from corral.discovery.switches import Switch
 
@@ -53,17 +43,24 @@ def mac_suffix(mac: str) -> str:
     return ".".join(str(int(x, 16)) for x in mac.split(":"))
 
 
+def _hlapi() -> Any:
+    """pysnmp's high-level API, imported on first use: 0.7 s every CLI command would pay
+    (the CLI imports this module through `corral.discovery`, never calls it)."""
+    return importlib.import_module("pysnmp.hlapi.v3arch.asyncio")
+
+
 class _Session:
     def __init__(self, switch: Switch, timeout: float, retries: int) -> None:
         self.switch, self.timeout, self.retries = switch, timeout, retries
-        self.engine = SnmpEngine()
+        hl = self.hl = _hlapi()
+        self.engine = hl.SnmpEngine()
         # switches' MAC tables are read with v2c communities in practice
-        self.auth = CommunityData(switch.snmp_community.get_secret_value(), mpModel=1)  # noqa: S508
+        self.auth = hl.CommunityData(switch.snmp_community.get_secret_value(), mpModel=1)
         self.target: Any = None
 
     async def open(self) -> None:
         address = (self.switch.address, self.switch.snmp_port)
-        self.target = await UdpTransportTarget.create(
+        self.target = await self.hl.UdpTransportTarget.create(
             address, timeout=self.timeout, retries=self.retries
         )
 
@@ -71,8 +68,12 @@ class _Session:
         self.engine.close_dispatcher()
 
     async def get(self, oid: str) -> Any | None:
-        err, status, _, binds = await get_cmd(
-            self.engine, self.auth, self.target, ContextData(), ObjectType(ObjectIdentity(oid))
+        err, status, _, binds = await self.hl.get_cmd(
+            self.engine,
+            self.auth,
+            self.target,
+            self.hl.ContextData(),
+            self.hl.ObjectType(self.hl.ObjectIdentity(oid)),
         )
         self._check(err, status)
         value = binds[0][1]
@@ -80,12 +81,12 @@ class _Session:
 
     async def walk(self, oid: str) -> list[tuple[str, Any]]:
         out = []
-        async for err, status, _, binds in walk_cmd(
+        async for err, status, _, binds in self.hl.walk_cmd(
             self.engine,
             self.auth,
             self.target,
-            ContextData(),
-            ObjectType(ObjectIdentity(oid)),
+            self.hl.ContextData(),
+            self.hl.ObjectType(self.hl.ObjectIdentity(oid)),
             lexicographicMode=False,
         ):
             self._check(err, status)

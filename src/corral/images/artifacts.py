@@ -1,6 +1,6 @@
 """`pack_image`: the boot artifacts of an image, rebuilt only when the image changed.
 
-    pack_image(app, name, server_url) -> Artifacts
+    pack_image(home, name, server_url) -> Artifacts
 
 Artifacts live in `$CORRAL_HOME/artifacts/<sha256>` (see `artifact_path`);
 their record is stored in the image's spec, so the HTTP server and boot
@@ -11,15 +11,17 @@ since the last pack; a changed server URL rebuilds only the torrent.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from corral.app import Corral
-from corral.images import api, catalog, initramfs, tree
+from corral import pki
+from corral.images import api, catalog, foreign, initramfs, presets, tree
 from corral.images.cpio import CpioWriter
-from corral.images.errors import ImageError, NoKernel
+from corral.images.debootstrap import host_architecture
+from corral.images.errors import ImageError, NoInit, NoKernel
 from corral.images.pack import ZstdSink, pack_tree
 from corral.images.progress import QUIET, Reporter
 from corral.images.records import (
@@ -33,20 +35,38 @@ from corral.images.records import (
 )
 from corral.images.store import new_artifact, store_bytes, store_file
 from corral.images.torrent import make_torrent
+from corral.store.db import Home
 
 __all__ = ["artifact_path", "gc_artifacts", "pack_image"]
 
 
+def _add_package(image: Image, package: str) -> str:
+    return f"add {package}, e.g. `corral image exec {image.name} -- apt-get install {package}`"
+
+
 def require_kernel(image: Image) -> Kernel:
+    """The image's kernel; one line naming the package to add if it has none."""
     kernel = image.kernel
     if kernel is None:
         found = ", ".join(k.vmlinuz for k in image.kernels) or "no boot/vmlinuz-*"
+        arch = image.architecture if image.architecture in presets.KERNEL_PACKAGES else None
+        package = presets.kernel_package(arch or host_architecture())
         raise NoKernel(
             f"image {image.name!r} has no kernel to boot ({found} with a matching "
-            "lib/modules/VERSION); install one, e.g. "
-            f"`corral image exec {image.name} -- apt-get install linux-image-amd64`"
+            f"lib/modules/VERSION): {_add_package(image, package)}"
         )
     return kernel
+
+
+def require_init(image: Image, root: Path) -> str:
+    """The image's init; one line naming the package to add if it has none."""
+    found = tree.init(root)
+    if found is None:
+        raise NoInit(
+            f"image {image.name!r} has no init (/{' or /'.join(tree.INITS)}): "
+            f"{_add_package(image, presets.INIT_PACKAGE)}"
+        )
+    return found
 
 
 def _check_url(server_url: str | None, image: Image) -> str:
@@ -58,13 +78,13 @@ def _check_url(server_url: str | None, image: Image) -> str:
     return url.rstrip("/")
 
 
-def _present(home: Path, arts: Artifacts) -> bool:
-    return all(f.path(home).is_file() for f in arts.files())
+def _present(home_dir: Path, arts: Artifacts) -> bool:
+    return all(f.path(home_dir).is_file() for f in arts.files())
 
 
-def build_torrent(home: Path, image: ArtifactFile, name: str, url: str) -> Torrent:
-    made = make_torrent(image.path(home), f"{name}.tar.zst", image.sha256, url)
-    art = store_bytes(home, made.data, "torrent")
+def build_torrent(home_dir: Path, image: ArtifactFile, name: str, url: str) -> Torrent:
+    made = make_torrent(image.path(home_dir), f"{name}.tar.zst", image.sha256, url)
+    art = store_bytes(home_dir, made.data, "torrent")
     return Torrent(
         **art.model_dump(),
         info_hash=made.info_hash,
@@ -74,41 +94,41 @@ def build_torrent(home: Path, image: ArtifactFile, name: str, url: str) -> Torre
     )
 
 
-def single_stage(home: Path, root: Path) -> ArtifactFile:
+def single_stage(home_dir: Path, root: Path) -> ArtifactFile:
     """The whole image as one zstd cpio initrd (Warewulf-style, boot with rdinit=/sbin/init)."""
-    with new_artifact(home) as out:
+    with new_artifact(home_dir) as out:
         zw = ZstdSink(out)
         writer = CpioWriter(zw)
         writer.add_tree(root)
         writer.close()
         zw.close()
-        return out.commit(home, "cpio+zstd")
+        return out.commit(home_dir, "cpio+zstd")
 
 
 @contextlib.contextmanager
-def _cleanup_on_failure(app: Corral, created: list[ArtifactFile]) -> Iterator[None]:
+def _cleanup_on_failure(home: Home, created: list[ArtifactFile]) -> Iterator[None]:
     """Remove this pack's new artifacts if it fails, unless another image uses them."""
     try:
         yield
     except BaseException:
-        keep = _referenced(app)
+        keep = _referenced(home)
         for art in created:
             if art.sha256 not in keep:
-                art.path(app.settings.paths.home).unlink(missing_ok=True)
+                art.path(home.paths.home).unlink(missing_ok=True)
         raise
 
 
-def _referenced(app: Corral) -> set[str]:
+def _referenced(home: Home) -> set[str]:
     return {
         f.sha256
-        for image in api.list_images(app)
+        for image in api.list_images(home)
         if image.artifacts
         for f in image.artifacts.files()
     }
 
 
 def pack_image(
-    app: Corral,
+    home: Home,
     name: str,
     server_url: str | None = None,
     with_single_stage: bool = False,
@@ -116,41 +136,55 @@ def pack_image(
     reporter: Reporter = QUIET,
 ) -> Artifacts:
     """Build (or reuse) the artifacts of image NAME for the server at `server_url`."""
-    home = app.settings.paths.home
-    image = api.refresh(app, name)
+    home_dir = home.paths.home
+    keys = pki.Pki(home.paths.pki)
+    pki.ensure(keys)  # the initramfs carries the CA and the signing key's public half
+    image = api.refresh(home, name)
     url = _check_url(server_url, image)
     kernel = require_kernel(image)
+    require_init(image, api.rootfs(home, name))
     old = image.artifacts
-    fresh = old is not None and old.fingerprint == image.fingerprint and _present(home, old)
+    fresh = old is not None and old.fingerprint == image.fingerprint and _present(home_dir, old)
+    fresh = fresh and old is not None and old.signature is not None  # older packs: rebuild
     if fresh and old and not force and (old.single_stage or not with_single_stage):
         if old.server_url == url:
             return old
         arts = old.model_copy(
-            update={"server_url": url, "torrent": build_torrent(home, old.image, name, url)}
+            update={"server_url": url, "torrent": build_torrent(home_dir, old.image, name, url)}
         )
     else:
-        arts = _build(app, image, kernel, url, with_single_stage, reporter)
-    _save(app, name, image.fingerprint, arts)
+        arts = _build(home, image, kernel, url, with_single_stage, reporter)
+    arts = sign(keys, arts)
+    _save(home, name, image.fingerprint, arts)
     return arts
 
 
+def sign(keys: pki.Pki, arts: Artifacts) -> Artifacts:
+    """The artifacts with the server's signature of the image's sha256 and info-hash."""
+    raw = pki.sign_image(keys, arts.image.sha256, arts.torrent.info_hash)
+    return arts.model_copy(update={"signature": base64.b64encode(raw).decode()})
+
+
 def _build(
-    app: Corral, image: Image, kernel: Kernel, url: str, with_single: bool, reporter: Reporter
+    home: Home, image: Image, kernel: Kernel, url: str, with_single: bool, reporter: Reporter
 ) -> Artifacts:
-    home, root = app.settings.paths.home, api.rootfs(app, image.name)
+    home_dir, root = home.paths.home, api.rootfs(home, image.name)
     created: list[ArtifactFile] = []
-    with _cleanup_on_failure(app, created):
+    with _cleanup_on_failure(home, created):
         reporter.start(f"packing {image.name}", image.size)
-        packed = pack_tree(home, root, reporter.advance)
+        packed = pack_tree(home_dir, root, reporter.advance)
         created.append(packed.artifact)
         reporter.start("kernel, initramfs, torrent", None)
-        created.append(store_file(home, root / kernel.vmlinuz, "bzImage"))
+        created.append(store_file(home_dir, root / kernel.vmlinuz, "bzImage"))
         source = initramfs.KernelSource(root, kernel.version)
-        created.append(initramfs.build_initramfs(home, source))
-        created.append(build_torrent(home, packed.artifact, image.name, url))
+        keys = pki.Pki(home.paths.pki)
+        created.append(initramfs.build_initramfs(home_dir, source, keys))
+        if source.arch == "arm64":  # its network loader (corral.services.grub), fetched now
+            foreign.unpacked(foreign.ARM64_LOADER_PACKAGE, "arm64")
+        created.append(build_torrent(home_dir, packed.artifact, image.name, url))
         if with_single:
             reporter.start("single-stage initrd", None)
-            created.append(single_stage(home, root))
+            created.append(single_stage(home_dir, root))
         if tree.fingerprint(root) != image.fingerprint:
             raise ImageError(f"image {image.name!r} changed while being packed; pack again")
     initrd = created[2]
@@ -171,18 +205,18 @@ def _build(
     )
 
 
-def _save(app: Corral, name: str, fingerprint: str, arts: Artifacts) -> None:
-    with app.store.transaction() as conn:
+def _save(home: Home, name: str, fingerprint: str, arts: Artifacts) -> None:
+    with home.store.transaction() as conn:
         image = catalog.get(conn, name)
         if image.fingerprint != fingerprint:
             raise ImageError(f"image {name!r} changed while being packed; pack again")
         catalog.update(conn, image.model_copy(update={"artifacts": arts, "digest": arts.digest}))
 
 
-def gc_artifacts(app: Corral) -> list[str]:
+def gc_artifacts(home: Home) -> list[str]:
     """Remove artifacts no image record names; return their sha256s."""
-    keep = _referenced(app)
-    directory = app.settings.paths.artifacts
+    keep = _referenced(home)
+    directory = home.paths.artifacts
     removed = []
     for path in sorted(directory.glob("*")) if directory.is_dir() else []:
         if path.is_file() and len(path.name) == 64 and path.name not in keep:

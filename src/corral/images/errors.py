@@ -3,6 +3,7 @@
 ImageError              an image operation cannot be done; nothing was left behind
 ├── SourceError         the SOURCE of an import cannot be read (unknown type, corrupt)
 ├── NoKernel            the image has no kernel, so it cannot be packed for boot
+├── NoInit              the image has no init to hand over to, so it cannot boot
 └── ToolFailed          an external tool (tar, skopeo, umoci, rsync, debootstrap) failed
 """
 
@@ -21,6 +22,10 @@ class SourceError(ImageError):
 
 class NoKernel(ImageError):
     """The image holds no /boot/vmlinuz-VERSION with a matching modules directory."""
+
+
+class NoInit(ImageError):
+    """The image holds no executable /sbin/init (or /lib/systemd/systemd)."""
 
 
 class ToolFailed(ImageError):

@@ -1,10 +1,11 @@
 """corral's initramfs: the small first stage that fetches and unpacks the image.
 
-Contents: busybox (Debian's busybox-static), aria2c and zstd with the shared
-libraries ldd names for them, the image's own kernel modules for NICs and
-storage (so drivers always match the kernel that boots), and the init
-script from `corral/agent/init`, or a placeholder that prints a marker and
-powers off when that script does not exist yet. Written as cpio newc with
+Contents: busybox (Debian's busybox-static), aria2c, zstd and openssl with
+the shared libraries ldd names for them, the image's own kernel modules for
+NICs and storage (so drivers always match the kernel that boots), the cluster
+CA certificate and the image-signing public key (/etc/corral/ca.pem and
+signing.pub), and the init script from `corral/agent/init`, or a placeholder
+that prints a marker and powers off when that script does not exist yet. Written as cpio newc with
 root owners and zero mtimes (the same inputs give the same bytes), then
 compressed with zstd when the kernel's config says it can unpack that,
 gzip otherwise.
@@ -12,6 +13,7 @@ gzip otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import shutil
@@ -21,21 +23,38 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from corral.images import modules, tools
+from corral.images import foreign, modules, tools, tree
 from corral.images.archive import Sink
 from corral.images.cpio import CpioWriter
+from corral.images.debootstrap import host_architecture
 from corral.images.errors import ImageError
 from corral.images.pack import ZstdSink
 from corral.images.records import Initramfs
 from corral.images.store import new_artifact
+from corral.pki import Pki
 
 AGENT_INIT = Path(__file__).resolve().parent.parent / "agent" / "init"
-PROGRAMS = {"aria2c": "aria2", "zstd": "zstd"}
-# for stateful installs and service mode: taken when the host has them
+# openssl: TLS to the server (s_client, checked against the cluster CA) and the
+# image signature (pkeyutl -verify); aria2c already needs its libcrypto
+PROGRAMS = {"aria2c": "aria2", "zstd": "zstd", "openssl": "openssl"}
+# for an initramfs of another architecture: (package, path inside it, path in the initramfs)
+FOREIGN_PROGRAMS = (
+    ("busybox-static", "bin/busybox", "bin/busybox"),
+    ("aria2", "usr/bin/aria2c", "usr/bin/aria2c"),
+    ("zstd", "usr/bin/zstd", "usr/bin/zstd"),
+    ("openssl", "usr/bin/openssl", "usr/bin/openssl"),
+)
+# for stateful installs (fdisk, util-linux, e2fsprogs, xfsprogs) and service mode
+# (dropbear-bin, whose dropbearconvert turns the node's OpenSSH host key into dropbear's
+# format): taken when the host has them, or, for another architecture, when apt has them.
+# program: (path in the initramfs, Debian package, path inside the package)
 OPTIONAL_PROGRAMS = {
-    "sfdisk": "usr/sbin/sfdisk",
-    "mke2fs": "usr/sbin/mke2fs",
-    "dropbear": "usr/sbin/dropbear",
+    "sfdisk": ("usr/sbin/sfdisk", "fdisk", "sbin/sfdisk"),
+    "blkid": ("usr/sbin/blkid", "util-linux", "sbin/blkid"),
+    "mke2fs": ("usr/sbin/mke2fs", "e2fsprogs", "sbin/mke2fs"),
+    "mkfs.xfs": ("usr/sbin/mkfs.xfs", "xfsprogs", "sbin/mkfs.xfs"),
+    "dropbear": ("usr/sbin/dropbear", "dropbear-bin", "usr/sbin/dropbear"),
+    "dropbearconvert": ("usr/bin/dropbearconvert", "dropbear-bin", "usr/bin/dropbearconvert"),
 }
 BUSYBOX = ("/bin/busybox", "/usr/bin/busybox")
 PLACEHOLDER_MARKER = "CORRAL-INITRAMFS-PLACEHOLDER"
@@ -61,6 +80,12 @@ class KernelSource:
     @property
     def modules_dir(self) -> Path:
         return self.root / "lib" / "modules" / self.version
+
+    @property
+    def arch(self) -> str:
+        """The image's Debian architecture; the host's when the tree does not say."""
+        arch = tree.architecture(self.root)
+        return host_architecture() if arch == "unknown" else arch
 
     def config(self) -> str:
         path = self.root / "boot" / f"config-{self.version}"
@@ -95,12 +120,25 @@ def install_binary(stage: Path, source: Path, dest: str) -> None:
             shutil.copy(lib, lib_target)
 
 
-def install_busybox(stage: Path) -> None:
+def host_busybox() -> Path:
     busybox = next((Path(p) for p in BUSYBOX if Path(p).is_file()), None)
     if busybox is None:
         raise ImageError("busybox is not installed (Debian package busybox-static)")
-    install_binary(stage, busybox, "bin/busybox")
-    applets = tools.run([str(busybox), "--list-full"]).split()
+    return busybox
+
+
+def install_busybox(stage: Path) -> None:
+    install_binary(stage, host_busybox(), "bin/busybox")
+    link_applets(stage)
+
+
+def link_applets(stage: Path) -> None:
+    """A symlink per applet to bin/busybox.
+
+    The list comes from the host's busybox-static: a foreign busybox cannot run
+    here, and the same Debian release builds both with the same applets.
+    """
+    applets = tools.run([str(host_busybox()), "--list-full"]).split()
     for applet in applets:
         link = stage / applet
         if not link.exists():
@@ -109,11 +147,15 @@ def install_busybox(stage: Path) -> None:
 
 
 def install_optional(stage: Path) -> None:
-    """sfdisk, mke2fs (as mkfs.ext4) and dropbear where the host has them."""
-    for program, dest in OPTIONAL_PROGRAMS.items():
+    """sfdisk, mke2fs (as mkfs.ext4), mkfs.xfs and dropbear where the host has them."""
+    for program, (dest, _, _) in OPTIONAL_PROGRAMS.items():
         found = shutil.which(program) or shutil.which(program, path="/sbin:/usr/sbin")
         if found:
             install_binary(stage, Path(found), dest)
+    link_mkfs_ext4(stage)
+
+
+def link_mkfs_ext4(stage: Path) -> None:
     mke2fs = stage / "usr/sbin/mke2fs"
     if mke2fs.exists():
         (stage / "usr/sbin/mkfs.ext4").unlink(missing_ok=True)
@@ -174,6 +216,18 @@ def populate(stage: Path, kernel: KernelSource) -> tuple[str, list[str], list[st
     """Fill `stage`; return (init kind, modules included, modules missing)."""
     for d in DIRS:
         (stage / d).mkdir(parents=True, exist_ok=True)
+    if kernel.arch == host_architecture():
+        install_host_programs(stage)
+    else:
+        install_foreign_programs(stage, kernel.arch)
+    tree = modules.ModuleTree(kernel.modules_dir)
+    chosen, missing = tree.closure(modules.BOOT_MODULES)
+    modules.copy_modules(tree, chosen, stage, kernel.version)
+    (stage / "etc/corral-kernel").write_text(kernel.version + "\n")
+    return install_init(stage), sorted(chosen), missing
+
+
+def install_host_programs(stage: Path) -> None:
     install_busybox(stage)
     for program, package in PROGRAMS.items():
         install_binary(stage, Path(tools.require(program, package)), f"usr/bin/{program}")
@@ -182,11 +236,33 @@ def populate(stage: Path, kernel: KernelSource) -> tuple[str, list[str], list[st
     libdirs = sorted({str(p.parent.relative_to(stage)) for p in stage.rglob("*.so*")})
     (stage / "etc/ld.so.conf").write_text("".join(f"/{d}\n" for d in libdirs))
     tools.run([tools.require("ldconfig", "libc-bin"), "-r", str(stage)])
-    tree = modules.ModuleTree(kernel.modules_dir)
-    chosen, missing = tree.closure(modules.BOOT_MODULES)
-    modules.copy_modules(tree, chosen, stage, kernel.version)
-    (stage / "etc/corral-kernel").write_text(kernel.version + "\n")
-    return install_init(stage), sorted(chosen), missing
+
+
+def install_foreign_programs(stage: Path, arch: str) -> None:
+    """busybox, aria2c, zstd and openssl of `arch` from its Debian packages (see
+    `foreign`), and the optional disk and service tools where apt has them.
+
+    No ld.so.cache: the libraries keep their Debian paths, which are the
+    loader's built-in search directories.
+    """
+    sysroot = foreign.Sysroot.fetch(arch, [package for package, _, _ in FOREIGN_PROGRAMS])
+    for _, source, dest in FOREIGN_PROGRAMS:
+        foreign.install(stage, sysroot, source, dest)
+    link_applets(stage)
+    install_foreign_optional(stage, arch)
+
+
+def install_foreign_optional(stage: Path, arch: str) -> None:
+    """The optional programs of `arch`; those apt cannot fetch are left out, as on the host."""
+    packages = sorted({package for _, package, _ in OPTIONAL_PROGRAMS.values()})
+    try:
+        sysroot = foreign.Sysroot.fetch(arch, packages, libraries_only=True)
+    except ImageError:  # offline, or a foreign archive without them: stateless boots only
+        return
+    for dest, _, source in OPTIONAL_PROGRAMS.values():
+        with contextlib.suppress(ImageError):  # a library outside the closure: leave it out
+            foreign.install(stage, sysroot, source, dest)
+    link_mkfs_ext4(stage)
 
 
 def compression(kernel: KernelSource) -> str:
@@ -214,12 +290,26 @@ def _cpio_with_devices(sink: Sink, stage: Path) -> None:
     writer.close()
 
 
-def build_initramfs(home: Path, kernel: KernelSource) -> Initramfs:
-    """Build the initramfs for `kernel` into the artifact store."""
+def install_trust(stage: Path, keys: Pki | None) -> None:
+    """The cluster CA certificate and the image-signing public key: what the initramfs trusts.
+
+    Public halves only; the initramfs is served to anyone over plain HTTP.
+    """
+    if keys is None or not keys.exists():
+        return
+    etc = stage / "etc/corral"
+    etc.mkdir(parents=True, exist_ok=True)
+    shutil.copy(keys.ca_cert, etc / "ca.pem")
+    shutil.copy(keys.signing_pub, etc / "signing.pub")
+
+
+def build_initramfs(home: Path, kernel: KernelSource, keys: Pki | None = None) -> Initramfs:
+    """Build the initramfs for `kernel` into the artifact store, trusting `keys`."""
     (home / "artifacts").mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=home / "artifacts", prefix=".initramfs-") as tmp:
         stage = Path(tmp) / "root"
         stage.mkdir()
         init_kind, included, missing = populate(stage, kernel)
+        install_trust(stage, keys)
         record = write_cpio(home, stage, compression(kernel))
     return record.model_copy(update={"modules": included, "missing": missing, "init": init_kind})

@@ -21,8 +21,8 @@ from corral.images import tools
 
 BOOT_MODULES = (
     "virtio_net", "virtio_blk", "virtio_pci", "virtio_scsi", "e1000", "e1000e", "igb",
-    "ixgbe", "i40e", "mlx4_en", "mlx5_core", "bnxt_en", "tg3", "r8169", "bcmgenet",
-    "nvme", "ahci", "sd_mod", "ext4", "xfs", "overlay", "af_packet",
+    "ixgbe", "i40e", "mlx4_en", "mlx5_core", "bnxt_en", "tg3", "r8169", "genet",
+    "mdio_bcm_unimac", "broadcom", "nvme", "ahci", "sd_mod", "ext4", "xfs", "overlay", "af_packet",
     "crc32c_generic", "crc32c_intel", "vfat", "nls_cp437", "nls_ascii",
 )  # fmt: skip
 SUFFIXES = (".ko", ".ko.xz", ".ko.zst", ".ko.gz")

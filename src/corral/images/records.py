@@ -74,6 +74,11 @@ class Artifacts(Model):
     single_stage: ArtifactFile | None = Field(
         None, description="The image itself as a cpio initrd (Warewulf-style), if asked for"
     )
+    signature: str | None = Field(
+        None,
+        description="base64 ed25519 signature of the image's sha256 and the torrent's "
+        "info-hash (corral.pki.image_statement), checked by the initramfs",
+    )
 
     def files(self) -> list[ArtifactFile]:
         out: list[ArtifactFile] = [self.image, self.torrent, self.kernel, self.initramfs]
@@ -96,10 +101,34 @@ class Image(Model):
     artifacts: Artifacts | None = None
 
     @property
+    def ram_needed(self) -> int | None:
+        """RAM (bytes) a node needs to boot this image stateless; None until packed."""
+        if self.artifacts is None:
+            return None
+        return ram_bytes(self.size, self.files, self.artifacts.image.size)
+
+    @property
     def kernel(self) -> Kernel | None:
         """The kernel the image boots: the newest version that has its modules."""
         usable = [k for k in self.kernels if k.modules]
         return max(usable, key=lambda k: version_key(k.version)) if usable else None
+
+
+MIB = 1 << 20
+# what a stateless node needs besides its root and the archive while it unpacks:
+# the kernel and corral's initramfs (the booted system's own memory comes on top:
+# about 150 MiB for the `server` preset, see docs/images.md)
+SYSTEM_RESERVE = 64 * MIB
+
+
+def root_bytes(size: int, files: int) -> int:
+    """RAM the unpacked tree takes on tmpfs: its data plus half a page per entry."""
+    return size + files * 2048
+
+
+def ram_bytes(size: int, files: int, packed: int) -> int:
+    """RAM a node needs to boot the image stateless: root + archive (until unpacked) + system."""
+    return root_bytes(size, files) + packed + SYSTEM_RESERVE
 
 
 def version_key(version: str) -> tuple[tuple[int, int | str], ...]:

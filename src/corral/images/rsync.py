@@ -30,6 +30,8 @@ GRAB_EXCLUDES = (
     "/etc/machine-id",
     "/var/lib/dbus/machine-id",
     "/etc/ssh/ssh_host_*",
+    "/etc/corral/*",  # the node's credential and name, written by the initramfs at each boot
+    "/var/lib/systemd/random-seed",
     "/var/cache/apt/archives/*.deb",
     "/swapfile",
 )

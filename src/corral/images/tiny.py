@@ -17,10 +17,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from corral.images import modules, tools, tree
+from corral.images import foreign, modules, tools, tree
 from corral.images.debootstrap import host_architecture
 from corral.images.errors import ImageError
-from corral.images.initramfs import BUSYBOX
+from corral.images.initramfs import host_busybox, link_applets
 
 EXTRA_MODULES = ("loop", "squashfs", "isofs", "vfat", "9p", "9pnet_virtio", "virtio_console")
 ETC = {
@@ -79,17 +79,14 @@ def fetch_kernel(cache: Path, arch: str | None = None) -> Path:
     return unpacked
 
 
-def install_busybox(dest: Path) -> None:
-    busybox = next((Path(p) for p in BUSYBOX if Path(p).is_file()), None)
-    if busybox is None:
-        raise ImageError("busybox is not installed (Debian package busybox-static)")
+def install_busybox(dest: Path, arch: str) -> None:
+    """busybox-static of `arch`: the host's own, or the package of that architecture."""
     (dest / "bin").mkdir(parents=True, exist_ok=True)
-    shutil.copy(busybox, dest / "bin/busybox")
-    for applet in tools.run([str(busybox), "--list-full"]).split():
-        link = dest / applet
-        if not link.exists():
-            link.parent.mkdir(parents=True, exist_ok=True)
-            link.symlink_to(os.path.relpath(dest / "bin/busybox", link.parent))
+    if arch == host_architecture():
+        shutil.copy(host_busybox(), dest / "bin/busybox")
+    else:
+        shutil.copy(foreign.unpacked("busybox-static", arch) / "bin/busybox", dest / "bin/busybox")
+    link_applets(dest)
 
 
 def install_kernel(dest: Path, kernel_root: Path) -> str:
@@ -100,17 +97,26 @@ def install_kernel(dest: Path, kernel_root: Path) -> str:
     config = kernel_root / "boot" / f"config-{version}"
     if config.is_file():
         shutil.copy(config, dest / "boot" / config.name)
+    # Raspberry Pi device trees (arm64 kernels ship them): the Pi firmware loads them by TFTP
+    dtbs = kernel_root / "usr" / "lib" / f"linux-image-{version}" / "broadcom"
+    for dtb in sorted(dtbs.glob("bcm27*-rpi-*.dtb")):
+        (dest / dtbs.relative_to(kernel_root)).mkdir(parents=True, exist_ok=True)
+        shutil.copy(dtb, dest / dtbs.relative_to(kernel_root) / dtb.name)
     mods = modules.ModuleTree(kernel_root / "lib" / "modules" / version)
     chosen, _missing = mods.closure(modules.BOOT_MODULES + EXTRA_MODULES)
     modules.copy_modules(mods, chosen, dest, version)
     return version
 
 
-def build_tiny_tree(dest: Path, kernel_cache: Path) -> str:
-    """Lay out the tiny image at `dest` (created, must not exist); return its kernel version."""
+def build_tiny_tree(dest: Path, kernel_cache: Path, arch: str | None = None) -> str:
+    """Lay out the tiny image at `dest` (created, must not exist); return its kernel version.
+
+    `arch` (a Debian architecture, the host's by default) chooses busybox and kernel packages.
+    """
+    arch = arch or host_architecture()
     dest.mkdir(parents=True)
-    install_busybox(dest)
-    version = install_kernel(dest, fetch_kernel(kernel_cache))
+    install_busybox(dest, arch)
+    version = install_kernel(dest, fetch_kernel(kernel_cache, arch))
     (dest / "etc").mkdir(exist_ok=True)
     for name, text in ETC.items():
         (dest / "etc" / name).write_text(text)

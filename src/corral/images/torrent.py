@@ -5,6 +5,13 @@ peers come from corral's tracker alone), one file, the tracker and web seed
 both on corral's HTTP server. The piece size grows with the image so that a
 torrent has about a thousand pieces: small enough pieces to spread early
 among booting peers, few enough that the metadata stays small.
+
+What nodes download is not bound to the server that packed it: `for_servers`
+gives the same torrent (the same info dictionary, so the same info-hash, which
+the image signature covers) with an announce-list of every live server's
+tracker, one tier each in one order for all (BEP 12: a client moves to the next
+tier when a tracker fails, and all nodes meet on the first that answers), and,
+when the pack has a web seed, a url-list of every server (BEP 19).
 """
 
 from __future__ import annotations
@@ -12,8 +19,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import libtorrent as lt
+
+from corral.protocols import bencode
 
 MIN_PIECE = 256 << 10
 MAX_PIECE = 16 << 20
@@ -82,3 +92,42 @@ def make_torrent(
     data = lt.bencode(ct.generate())
     info_hash = str(lt.torrent_info(data).info_hash())
     return TorrentFile(data, info_hash, piece, tracker, seed)
+
+
+class TorrentError(ValueError):
+    """The file is not a single torrent this code can re-announce."""
+
+
+def for_servers(data: bytes, server_urls: list[str]) -> bytes:
+    """The torrent `data` announcing to the trackers of `server_urls` (in that order).
+
+    The info dictionary is kept as it is (its hash is checked), so the info-hash,
+    and with it the image signature, holds whatever servers are listed.
+    """
+    try:
+        torrent = bencode.decode(data)
+    except bencode.BencodeError as exc:
+        raise TorrentError(f"not a torrent: {exc}") from None
+    if not isinstance(torrent, dict) or not isinstance(torrent.get(b"info"), dict):
+        raise TorrentError("not a torrent: no info dictionary")
+    trackers: list[bencode.Value] = [[tracker_url(url)] for url in server_urls]
+    out = dict(cast(dict[bytes | str, bencode.Value], torrent))
+    out[b"announce"] = tracker_url(server_urls[0])
+    out[b"announce-list"] = trackers
+    seeds = torrent.get(b"url-list")
+    if seeds:
+        first = seeds[0] if isinstance(seeds, list) else seeds
+        sha256 = first.rsplit(b"/", 1)[-1].decode() if isinstance(first, bytes) else ""
+        out[b"url-list"] = [web_seed_url(url, sha256) for url in server_urls]
+    encoded = bencode.encode(out)
+    if info_hash_of(encoded) != info_hash_of(data):  # a non-canonical info dictionary
+        raise TorrentError("re-encoding would change the torrent's info-hash")
+    return encoded
+
+
+def info_hash_of(data: bytes) -> str:
+    """The v1 info-hash (hex) of torrent `data`, as libtorrent reads it."""
+    try:
+        return str(lt.torrent_info(data).info_hash())
+    except RuntimeError as exc:
+        raise TorrentError(f"not a torrent: {exc}") from None

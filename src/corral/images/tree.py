@@ -17,6 +17,8 @@ from corral.images.records import Kernel, version_key
 
 MOUNT_POINTS = {"proc": 0o555, "sys": 0o555, "dev": 0o755, "run": 0o755, "tmp": 0o1777}
 ELF_MACHINES = {3: "i386", 0x3E: "amd64", 0x28: "armhf", 0xB7: "arm64", 0xF3: "riscv64"}
+# what the initramfs hands over to, in this order (corral/agent/init: hand_over)
+INITS = ("sbin/init", "lib/systemd/systemd")
 ARCH_PROBES = ("bin/busybox", "usr/bin/busybox", "usr/bin/env", "bin/sh", "usr/bin/sh", "sbin/init")
 
 
@@ -111,6 +113,15 @@ def kernels(root: Path) -> list[Kernel]:
         rel = str(path.relative_to(root))
         found.append(Kernel(version=version, vmlinuz=rel, modules=mods is not None))
     return sorted(found, key=lambda k: version_key(k.version))
+
+
+def init(root: Path) -> str | None:
+    """The image's init as the initramfs will run it (symlinks followed), or None."""
+    for rel in INITS:
+        path = resolve(root, rel)
+        if path is not None and path.is_file() and os.access(path, os.X_OK):
+            return "/" + rel
+    return None
 
 
 def ensure_mount_points(root: Path) -> None:

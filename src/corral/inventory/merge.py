@@ -1,8 +1,10 @@
 """The effective node: its profiles merged in order, then its own values.
 
 Rules: a later layer wins for single values; lists append (an item written
-`~value` removes an earlier `value`); dicts (tags, power options) merge by key;
-power settings merge field by field. Each effective value records its origin
+`~value` removes an earlier `value`); dicts (tags, facts, power options) merge by key;
+power settings and scripts (`pre`, `part`, `post`) merge field by field, so a
+node's `post` replaces its profile's while the profile's `pre` stays, and an
+empty script removes an inherited one. Each effective value records its origin
 (`profile:NAME` or `node`; lists record every layer that added to them), which
 `corral node show` prints beside the value.
 """
@@ -14,12 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from corral.inventory.errors import NotFound
-from corral.inventory.models import Node, NodeSettings, PowerSettings, Profile
+from corral.inventory.models import BootScripts, Node, NodeSettings, PowerSettings, Profile
 
 SCALAR_FIELDS = ("image", "boot", "disk")
 LIST_FIELDS = ("kernel_args", "overlays", "networks")
-DICT_FIELDS = ("tags",)
+DICT_FIELDS = ("tags", "facts")
 POWER_SCALARS = ("driver", "address", "username", "password", "slot")
+SCRIPT_FIELDS = ("pre", "part", "post")
 NODE_SOURCE = "node"
 
 
@@ -56,6 +59,7 @@ class _Merger:
         self.values: dict[str, Any] = {f: [] for f in LIST_FIELDS}
         self.values.update({f: {} for f in DICT_FIELDS})
         self.power: dict[str, Any] = {"options": {}}
+        self.scripts: dict[str, str] = {}
         self.origins: dict[str, list[str]] = {}
 
     def _mark(self, key: str, source: str, append: bool = False) -> None:
@@ -80,6 +84,11 @@ class _Merger:
                 self.values[name][key] = value
                 self._mark(f"{name}.{key}", source)
         self._add_power(source, layer.power)
+        for name in SCRIPT_FIELDS:
+            script = getattr(layer.scripts, name)
+            if script is not None:
+                self.scripts[name] = script
+                self._mark(f"scripts.{name}", source)
 
     def _add_power(self, source: str, power: PowerSettings) -> None:
         for name in POWER_SCALARS:
@@ -92,7 +101,8 @@ class _Merger:
             self._mark(f"power.options.{key}", source)
 
     def result(self) -> NodeSettings:
-        return NodeSettings(**self.values, power=PowerSettings(**self.power))
+        scripts = BootScripts(**{k: v for k, v in self.scripts.items() if v})
+        return NodeSettings(**self.values, power=PowerSettings(**self.power), scripts=scripts)
 
 
 def effective(node: Node, profiles: Mapping[str, Profile]) -> EffectiveNode:

@@ -19,6 +19,10 @@ from corral.inventory.models import Interface, Network, Node, Profile
 from corral.inventory.validate import validate
 
 M = TypeVar("M", bound=BaseModel)
+RENAME_HINT = (
+    "To rename, add a record under the new name, move what uses the old one to it and delete "
+    "the old one; or edit the output of 'corral export' and 'corral apply --prune' it"
+)
 
 
 def describe(exc: ValidationError, what: str) -> InventoryError:
@@ -28,12 +32,14 @@ def describe(exc: ValidationError, what: str) -> InventoryError:
         loc = ".".join(str(x) for x in err["loc"]) or "value"
         msg = err["msg"].removeprefix("Value error, ")
         bad = err.get("input")
-        shown = "" if isinstance(bad, dict | list) or bad is None else f" (got {bad!r})"
+        shown = "" if isinstance(bad, dict | list) or bad is None else f" (got {bad!r:.80})"
         parts.append(f"{loc}: {msg}{shown}")
     return InventoryError(f"{what}: " + "; ".join(parts))
 
 
 def build(model: type[M], data: Mapping[str, Any], what: str) -> M:
+    if not isinstance(data, Mapping):
+        raise InventoryError(f"{what}: expected a mapping of field to value")
     try:
         return model.model_validate(dict(data))
     except ValidationError as exc:
@@ -44,8 +50,14 @@ def updated(record: M, changes: Mapping[str, Any], what: str) -> M:
     """`record` with `changes` applied and re-validated as a whole.
 
     A mapping given for a nested record (power settings) or a dict field (tags)
-    updates only its keys; a key given as None is removed.
+    updates only its keys; a key given as None is removed. The name is the
+    record's key (profiles and interfaces refer to it), so it cannot change here.
     """
+    if not isinstance(changes, Mapping):
+        raise InventoryError(f"{what}: changes must be a mapping of field to value")
+    name = getattr(record, "name", None)
+    if name is not None and changes.get("name", name) != name:
+        raise InventoryError(f"{what}: the name cannot be changed. {RENAME_HINT}")
     data = record.model_dump()
     for key, value in changes.items():
         nested = getattr(record, key, None)
@@ -128,6 +140,8 @@ def add_nodes(
     for name in names:
         if name in inv.nodes:
             raise Conflict(f"node {name} already exists: use 'corral node set'")
+    if not isinstance(data, Mapping):
+        raise InventoryError("node settings must be a mapping of field to value")
     nodes = [build(Node, {**data, "name": name}, f"node {name}") for name in names]
     for node in nodes:
         inv.nodes[node.name] = node
@@ -217,6 +231,14 @@ def delete_nodes(inv: Inventory, names: list[str]) -> None:
         get(inv.nodes, name, "node")
     for name in names:
         del inv.nodes[name]
+
+
+def adopt(inv: Inventory, mac: str, name: str, profiles: list[str] | None = None) -> Node:
+    """Make the machine with `mac` node `name`: create it, or give the node that MAC."""
+    if name in inv.nodes:
+        changes: dict[str, Any] = {"profiles": profiles} if profiles else {}
+        return set_nodes(inv, [name], changes, mac=mac)[0]
+    return add_nodes(inv, [name], {"profiles": profiles or []}, mac=mac)[0]
 
 
 def get(records: Mapping[str, M], name: str, kind: str) -> M:

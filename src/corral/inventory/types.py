@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import re
 from ipaddress import IPv4Address, IPv4Network
-from typing import Annotated
+from typing import Annotated, Any, TypeAlias
 
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer
 
 from corral.inventory.errors import InventoryError
 
+Data: TypeAlias = dict[str, Any]
+"""A JSON object as it crosses a boundary (an API body, a status row, an event):
+the one spelling of that type, so every layer means the same thing by it."""
+
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_DOMAIN_LABEL = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
 _MAC = re.compile(r"^[0-9a-f]{2}([:-]?)[0-9a-f]{2}(\1[0-9a-f]{2}){4}$")
 
 
@@ -27,6 +32,20 @@ def check_name(value: str) -> str:
             "not starting or ending with '-')"
         )
     return name
+
+
+def check_domain(value: str) -> str:
+    """A DNS domain: labels of letters, digits, '-' and '_' (1-63 each) joined by '.',
+    at most 253 characters. It goes into DHCP option 15 and the nodes' resolv.conf.
+    """
+    domain = value.strip()
+    labels = domain.removesuffix(".").split(".")
+    if len(domain) > 253 or not all(_DOMAIN_LABEL.match(label) for label in labels):
+        raise ValueError(
+            f"{value[:80]!r} is not a DNS domain (labels of letters, digits, '-' and '_' "
+            "joined by '.', at most 253 characters)"
+        )
+    return domain
 
 
 def check_mac(value: str) -> str:
@@ -44,6 +63,7 @@ def _to_str(value: object) -> object:
 
 Name = Annotated[str, AfterValidator(check_name)]
 Mac = Annotated[str, AfterValidator(check_mac)]
+Domain = Annotated[str, AfterValidator(check_domain)]
 IPv4 = Annotated[IPv4Address, BeforeValidator(_to_str), PlainSerializer(str, return_type=str)]
 CIDR = Annotated[IPv4Network, PlainSerializer(str, return_type=str)]
 

@@ -11,7 +11,7 @@ from ipaddress import IPv4Address
 
 from corral.inventory.errors import Conflict, NotFound
 from corral.inventory.index import Inventory
-from corral.inventory.models import Interface, Network, Node
+from corral.inventory.models import Interface, Network, Node, NodeSettings
 
 
 def validate(inv: Inventory, changed: Iterable[str] = ()) -> None:
@@ -44,6 +44,8 @@ def _check_node(
     for net in node.networks:
         if net not in inv.networks:
             raise NotFound(f"node {node.name}: network {net!r} does not exist")
+    layers = [inv.profiles[p] for p in node.profiles]
+    _check_stateful(f"node {node.name}", [*layers, node])
     seen_networks: set[str] = set()
     for i, iface in enumerate(node.interfaces):
         where = f"node {node.name}: interfaces[{i}]"
@@ -81,4 +83,15 @@ def _check_address(where: str, iface: Interface, network: Network) -> None:
         raise Conflict(
             f"{where}.ip {ip} is inside the dynamic range {network.dynamic_range} "
             f"of network {network.name}"
+        )
+
+
+def _check_stateful(where: str, layers: list[NodeSettings]) -> None:
+    """A stateful record (after its profiles) needs a disk layout to install to."""
+    boot = next((x.boot for x in reversed(layers) if x.boot is not None), None)
+    disk = next((x.disk for x in reversed(layers) if x.disk is not None), None)
+    if boot == "stateful" and disk is None:
+        raise Conflict(
+            f"{where}: boot is stateful but no disk layout is set: add `disk:` with a device "
+            "and partitions (one mounted at /) to it or to one of its profiles"
         )

@@ -5,6 +5,9 @@ network, 10.99.0.0/24 with the server at .1), runs `corral serve` inside it,
 defines the lab nodes (known MACs, the `qemu` power driver on each VM's QMP
 socket) and starts every VM paused. VMs are then powered on a few at a time,
 as many as the cores can carry, the next one when an earlier one has booted.
+With `servers=2` (or more) a second `corral serve` runs on the same bridge
+(10.99.0.253, its own namespace and CORRAL_HOME, the same database and keys):
+several servers, one cluster, as docs/operations.md describes.
 What it made is written to `$CORRAL_HOME/lab/state.json`, so `down` removes
 exactly that: the processes it started (by PID, checked against their command
 line), the namespace, and the lab's records in the inventory.
@@ -15,28 +18,41 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from corral.actions import LocalActions
 from corral.app import Corral
+from corral.config import DEFAULT_HTTP_PORT
 from corral.inventory.errors import InventoryError
-from corral.lab.netns import NetnsError, add_bridge, add_namespace, add_tap, ns_argv, run_ip
+from corral.lab.netns import (
+    NetnsError,
+    add_bridge,
+    add_namespace,
+    add_tap,
+    attach_port,
+    ns_argv,
+    run_ip,
+)
 from corral.lab.vm import VmSpec, create_disk, qemu_argv, start_vm
+from corral.lab.workload import add_users, workload
 
 SERVER_IP = "10.99.0.1"
 CIDR = "10.99.0.0/24"
 BRIDGE = "br0"
-HTTP_PORT = 9480
 NETWORK = "lab"
 PROFILE = "lab"
-SERVER_URL = f"http://{SERVER_IP}:{HTTP_PORT}"
+SERVER_URL = f"http://{SERVER_IP}:{DEFAULT_HTTP_PORT}"
+DEFAULT_MEMORY_MB = 256
+MAX_SERVERS = 3  # the others at .253 and .252, above the dynamic range (.200-.250)
+OS_MEMORY_MB = 256  # what the booted system itself uses, on top of the image's stateless need
 
 
 @dataclass
@@ -50,11 +66,22 @@ class LabVm:
 
 
 @dataclass
+class LabServer:
+    """A further `corral serve` on the lab's bridge (several servers, one cluster)."""
+
+    netns: str
+    pid: int
+    home: str
+    address: str
+
+
+@dataclass
 class LabState:
     netns: str
     serve_pid: int
     workdir: str
     vms: list[LabVm] = field(default_factory=list)
+    servers: list[LabServer] = field(default_factory=list)
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,19 +96,48 @@ class LabState:
         except FileNotFoundError:
             return None
         vms = [LabVm(**v) for v in data.pop("vms", [])]
-        return cls(**data, vms=vms)
+        servers = [LabServer(**v) for v in data.pop("servers", [])]
+        return cls(**data, vms=vms, servers=servers)
 
 
 @dataclass(frozen=True)
 class LabOptions:
     nodes: int = 3
     uefi: bool = False
-    memory_mb: int = 256
+    memory_mb: int = DEFAULT_MEMORY_MB
     accel: Literal["tcg", "kvm"] = "tcg"
     image: str = "tiny"
     concurrency: int = 8
     stateful: bool = False
     kernel_args: tuple[str, ...] = ("console=ttyS0", "no_timer_check")
+    # per-node exceptions: these nodes boot through OVMF / get this much memory / get a
+    # virtio disk (every node has one when `stateful`)
+    uefi_nodes: frozenset[str] = frozenset()
+    node_memory_mb: Mapping[str, int] = field(default_factory=dict)
+    servers: int = 1  # `corral serve` processes on the bridge, on one database
+    disk_nodes: frozenset[str] = frozenset()
+    workload: str | None = None  # a lab preset (corral.lab.workload): overlays, tags, users
+
+    def firmware_uefi(self, name: str) -> bool:
+        return self.uefi or name in self.uefi_nodes
+
+    def memory_of(self, name: str) -> int:
+        return self.node_memory_mb.get(name, self.memory_mb)
+
+    def has_disk(self, name: str) -> bool:
+        return self.stateful or name in self.disk_nodes
+
+
+def memory_for(ram_needed: int | None) -> int:
+    """VM memory (MB) for an image that needs `ram_needed` bytes stateless.
+
+    A small image (the tiny one: about 100 MiB) keeps the default; a larger one
+    gets its need plus room for a full OS (systemd, sshd, ...), in 128 MB steps.
+    """
+    if ram_needed is None or ram_needed <= DEFAULT_MEMORY_MB * (1 << 20) // 2:
+        return DEFAULT_MEMORY_MB
+    mb = ram_needed // (1 << 20) + OS_MEMORY_MB
+    return max(DEFAULT_MEMORY_MB, -(-mb // 128) * 128)
 
 
 def lab_mac(index: int) -> str:
@@ -111,6 +167,7 @@ class Lab:
 
     def define(self, opts: LabOptions) -> list[str]:
         """The lab network, profile and nodes (kept if they exist already)."""
+        work = workload(opts.workload) if opts.workload else None  # before any change
         inv = self.actions.inventory()
         if NETWORK not in inv.networks:
             self.actions.add_network(
@@ -130,6 +187,10 @@ class Lab:
             "power": {"driver": "qemu"},
             "boot": "stateful" if opts.stateful else "stateless",
         }
+        if work is not None:
+            profile["overlays"] = list(work.overlays)
+            profile["tags"] = dict(work.profile_tags)
+            add_users(self.corral, work.users)
         if opts.stateful:
             profile["disk"] = {
                 "device": "/dev/vda",
@@ -145,9 +206,14 @@ class Lab:
             vms = self.dir / "vms"
             power = {
                 "address": str(vms / f"{name}.qmp"),
-                "options": {"serial": str(vms / f"{name}.console")},
+                "options": {
+                    "serial": str(vms / f"{name}.console"),
+                    "console_log": str(vms / f"{name}.serial.log"),  # the dashboard's tail
+                },
             }
-            settings = {"profiles": [PROFILE], "power": power}
+            settings: dict[str, Any] = {"profiles": [PROFILE], "power": power}
+            if work is not None and i == 1:
+                settings["tags"] = dict(work.first_node_tags)
             if name in inv.nodes:
                 self.actions.set_nodes([name], settings, mac=lab_mac(i))
             else:
@@ -174,9 +240,15 @@ class Lab:
         add_bridge(netns, BRIDGE, f"{SERVER_IP}/24")
         return netns
 
-    def start_server(self, netns: str) -> int:
-        log = (self.dir / "serve.log").open("ab")
-        env = {**os.environ, "CORRAL_HOME": str(self.corral.settings.paths.home)}
+    def start_server(
+        self, netns: str, interface: str = BRIDGE, home: Path | None = None, log_name: str = ""
+    ) -> int:
+        log_path = self.dir / (log_name or "serve.log")
+        log = log_path.open("ab")
+        start = log.tell()  # the log is appended to: read only what this server writes
+        env = {**os.environ, "CORRAL_HOME": str(home or self.corral.settings.paths.home)}
+        # one database for every server of the lab (a further server has its own home)
+        env["CORRAL_DATABASE_URL"] = self.corral.settings.database_url
         argv = [
             sys.executable,
             "-m",
@@ -184,9 +256,9 @@ class Lab:
             "serve",
             "-v",
             "--interface",
-            BRIDGE,
+            interface,
             "--http-port",
-            str(HTTP_PORT),
+            str(DEFAULT_HTTP_PORT),
         ]
         proc = subprocess.Popen(
             ns_argv(netns, argv),
@@ -199,12 +271,28 @@ class Lab:
         log.close()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if "corral serving at" in (self.dir / "serve.log").read_text(errors="replace"):
+            if "corral serving at" in log_since(log_path, start):
                 return proc.pid
             if proc.poll() is not None:
                 break
             time.sleep(0.2)
-        raise InventoryError(f"corral serve did not start in the lab: see {self.dir}/serve.log")
+        raise InventoryError(f"corral serve did not start in the lab: see {log_path}")
+
+    def start_peer_server(self, netns: str, index: int) -> LabServer:
+        """Server number `index` (2 or 3) at 10.99.0.<255 - index>, above the dynamic range
+        and clear of the nodes' addresses (from .2 up): its own namespace on the
+        bridge and its own CORRAL_HOME, holding copies of the cluster's keys and admin token
+        (what docs/operations.md says to copy); it fetches the images from its peers."""
+        address = f"{SERVER_IP.rsplit('.', 1)[0]}.{255 - index}"
+        home = self.dir / f"server{index}"
+        share_keys(self.corral.settings.paths.home, home, self.corral.settings.secret_key_file)
+        peer_ns = f"{netns}-s{index}"
+        with contextlib.suppress(NetnsError):
+            run_ip("netns", "delete", peer_ns)
+        add_namespace(peer_ns)
+        attach_port(peer_ns, netns, BRIDGE, address=f"{address}/24")
+        pid = self.start_server(peer_ns, "eth0", home, f"serve{index}.log")
+        return LabServer(peer_ns, pid, str(home), address)
 
     def start_vms(self, netns: str, names: list[str], opts: LabOptions) -> list[LabVm]:
         vms = []
@@ -214,14 +302,14 @@ class Lab:
             with contextlib.suppress(NetnsError):
                 run_ip("link", "delete", tap, netns=netns)
             add_tap(netns, BRIDGE, tap)
-            disk = create_disk(workdir / f"{name}.qcow2") if opts.stateful else None
+            disk = create_disk(workdir / f"{name}.qcow2") if opts.has_disk(name) else None
             spec = VmSpec(
                 name=name,
                 mac=lab_mac(i),
                 tap=tap,
                 workdir=workdir,
-                memory_mb=opts.memory_mb,
-                uefi=opts.uefi,
+                memory_mb=opts.memory_of(name),
+                uefi=opts.firmware_uefi(name),
                 accel=opts.accel,
                 disk=disk,
                 paused=True,
@@ -236,6 +324,8 @@ class Lab:
     # -- up / down ----------------------------------------------------------------
 
     def up(self, opts: LabOptions, progress: Callable[[str], None] = lambda _: None) -> LabState:
+        if not 1 <= opts.servers <= MAX_SERVERS:
+            raise InventoryError(f"a lab runs 1 to {MAX_SERVERS} servers, not {opts.servers}")
         existing = LabState.load(self.state_file)
         if existing is not None and pid_alive(existing.serve_pid):
             raise InventoryError("the lab is already up: 'corral lab down' first")
@@ -250,6 +340,10 @@ class Lab:
             progress("starting corral serve in the lab")
             state.serve_pid = self.start_server(netns)
             state.save(self.state_file)
+            for index in range(2, opts.servers + 1):
+                progress(f"starting corral serve number {index} on the lab bridge")
+                state.servers.append(self.start_peer_server(netns, index))
+                state.save(self.state_file)
             progress(f"starting {len(names)} VMs (paused, {opts.accel})")
             state.vms = self.start_vms(netns, names, opts)
             state.save(self.state_file)
@@ -268,6 +362,11 @@ class Lab:
                     done.append(f"stopped VM {vm.name} (pid {vm.pid})")
             if stop_pid(state.serve_pid, "corral.cli"):
                 done.append(f"stopped corral serve (pid {state.serve_pid})")
+            for server in state.servers:
+                if stop_pid(server.pid, "corral.cli"):
+                    done.append(f"stopped corral serve at {server.address} (pid {server.pid})")
+                with contextlib.suppress(NetnsError):
+                    run_ip("netns", "delete", server.netns)
             with contextlib.suppress(NetnsError):
                 run_ip("netns", "delete", state.netns)
                 done.append(f"removed namespace {state.netns}")
@@ -278,6 +377,26 @@ class Lab:
 
     def state(self) -> LabState | None:
         return LabState.load(self.state_file)
+
+
+def share_keys(home: Path, other: Path, secret_key: Path) -> None:
+    """Copy what every server of one cluster must hold alike into `other` (0600 files)."""
+    other.mkdir(parents=True, exist_ok=True, mode=0o700)
+    pki = other / "pki"
+    if pki.exists():
+        shutil.rmtree(pki)
+    shutil.copytree(home / "pki", pki)
+    for source, name in ((home / "admin.token", "admin.token"), (secret_key, "secret.key")):
+        if source.exists():
+            shutil.copy2(source, other / name)
+            (other / name).chmod(0o600)
+
+
+def log_since(path: Path, offset: int) -> str:
+    """What was appended to the log at `path` after byte `offset`."""
+    with path.open("rb") as fh:
+        fh.seek(offset)
+        return fh.read().decode(errors="replace")
 
 
 def wait_for_socket(path: Path, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
@@ -294,6 +413,8 @@ def wait_for_socket(path: Path, proc: subprocess.Popen[bytes], timeout: float = 
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether `pid` still runs. A zombie (killed, not yet reaped by its parent) does not:
+    waiting for a killed child of ours to stop must not wait for the reaping too."""
     if pid <= 0:
         return False
     try:
@@ -302,7 +423,11 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc here: the signal said it exists
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def cmdline_of(pid: int) -> str:

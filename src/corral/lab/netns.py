@@ -67,6 +67,35 @@ def add_tap(netns: str, bridge: str, name: str) -> str:
     return name
 
 
+def attach_port(
+    client_ns: str,
+    bridge_ns: str,
+    bridge: str,
+    *,
+    ifname: str = "eth0",
+    mac: str | None = None,
+    address: str | None = None,
+    mtu: int = 1500,
+) -> str:
+    """Connect `client_ns` to `bridge` in `bridge_ns` by a veth pair (`ifname` inside).
+
+    Returns the name of the host-side end (inside `bridge_ns`).
+    """
+    host_end = unique_name("vh")
+    peer_end = unique_name("vp")
+    run_ip("link", "add", host_end, "type", "veth", "peer", "name", peer_end)
+    run_ip("link", "set", host_end, "netns", bridge_ns)
+    run_ip("link", "set", peer_end, "netns", client_ns)
+    run_ip("link", "set", peer_end, "name", ifname, netns=client_ns)
+    if mac:
+        run_ip("link", "set", ifname, "address", mac, netns=client_ns)
+    run_ip("link", "set", ifname, "mtu", str(mtu), "up", netns=client_ns)
+    run_ip("link", "set", host_end, "mtu", str(mtu), "master", bridge, "up", netns=bridge_ns)
+    if address:
+        run_ip("addr", "add", address, "dev", ifname, netns=client_ns)
+    return host_end
+
+
 @dataclass
 class Topology:
     """A set of namespaces and links that is torn down as a whole.
@@ -119,19 +148,9 @@ class Topology:
 
         Returns the name of the host-side end (inside `bridge_ns`).
         """
-        host_end = unique_name("vh")
-        peer_end = unique_name("vp")
-        run_ip("link", "add", host_end, "type", "veth", "peer", "name", peer_end)
-        run_ip("link", "set", host_end, "netns", bridge_ns)
-        run_ip("link", "set", peer_end, "netns", client_ns)
-        run_ip("link", "set", peer_end, "name", ifname, netns=client_ns)
-        if mac:
-            run_ip("link", "set", ifname, "address", mac, netns=client_ns)
-        run_ip("link", "set", ifname, "mtu", str(mtu), "up", netns=client_ns)
-        run_ip("link", "set", host_end, "mtu", str(mtu), "master", bridge, "up", netns=bridge_ns)
-        if address:
-            run_ip("addr", "add", address, "dev", ifname, netns=client_ns)
-        return host_end
+        return attach_port(
+            client_ns, bridge_ns, bridge, ifname=ifname, mac=mac, address=address, mtu=mtu
+        )
 
     def veth(self, ns_a: str, ns_b: str, addr_a: str, addr_b: str) -> tuple[str, str]:
         """A point-to-point link between two namespaces (e.g. for a DHCP relay)."""

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 from corral.actions import Actions
 from corral.power.run import Action, run_power, targets_for
-from corral.states import reached
+from corral.states import BOOTED, FAILED, reached
 
-DONE_STATES = ("booted", "failed")
+DONE_STATES = (BOOTED.value, FAILED.value)
 
 
 @dataclass
@@ -27,18 +27,18 @@ class QueueReport:
 
     @property
     def failed(self) -> list[str]:
-        return [n for n, how in self.finished.items() if how != "booted"]
+        return [n for n, how in self.finished.items() if how != BOOTED]
 
 
-def finished_state(row: dict[str, object], since: float) -> str | None:
-    """`booted` or `failed` if the node got there after it was powered on."""
+def finished_state(row: dict[str, object], since: float, until: str = "booted") -> str | None:
+    """`booted` (reached `until`) or `failed` if the node got there after it was powered on."""
     state = str(row.get("state"))
     entered = row.get("since")
     if not isinstance(entered, int | float) or entered < since:
         return None
-    if state == "failed":
-        return "failed"
-    return "booted" if reached(state, "booted") else None
+    if state == FAILED:
+        return FAILED.value
+    return BOOTED.value if reached(state, until) else None
 
 
 async def boot_in_waves(
@@ -48,7 +48,9 @@ async def boot_in_waves(
     timeout: float = 900.0,
     on_change: Callable[[QueueReport], None] = lambda _: None,
     poll: float = 1.0,
+    until: str = "booted",
 ) -> QueueReport:
+    """Power `names` on, `concurrency` at a time, until each reached `until` or failed."""
     report = QueueReport()
     waiting = list(names)
     inv = await asyncio.to_thread(actions.inventory)
@@ -66,7 +68,7 @@ async def boot_in_waves(
         rows = await asyncio.to_thread(actions.status, running) if running else []
         for row in rows:
             name = str(row["node"])
-            how = finished_state(row, report.started[name])
+            how = finished_state(row, report.started[name], until)
             if how is None and time.time() - report.started[name] > timeout:
                 how = "timeout"
             if how is not None:

@@ -18,9 +18,11 @@ directory and reloaded when their source changes.
 from __future__ import annotations
 
 import posixpath
+import re
 import secrets
 import threading
 import traceback
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -34,16 +36,24 @@ from corral.config import Paths
 from corral.inventory.errors import NotFound
 from corral.inventory.index import Inventory
 from corral.overlays import sources
-from corral.overlays.cluster import HostsCache
+from corral.overlays.adminkey import admin_public_keys
+from corral.overlays.cluster import HostsCache, ReportedFacts
+from corral.overlays.clustersecrets import ClusterSecrets
 from corral.overlays.context import OverlayContext, build_context
 from corral.overlays.errors import OverlayError, TemplateFailure
 from corral.overlays.sources import DEFAULT_OVERLAYS, OverlaySource, SourceFile
 from corral.overlays.sshkeys import HostKeyStore
+from corral.pki import Pki
+
+CORRAL_UUID_NAMESPACE = uuid.UUID("6d2a4c1e-3f0b-5c8e-9a71-c0a1a2b3c4d5")
 
 
 class RenderedFile(NamedTuple):
+    """A file's bytes, mode and owner (`user:group` names as on the node; empty: root)."""
+
     data: bytes
     mode: int
+    owner: str = ""
 
 
 @dataclass
@@ -60,6 +70,7 @@ class HasInventory(Protocol):
     """What `render_node` needs of the application: `corral.app.Corral` fits."""
 
     def read(self) -> Inventory: ...
+    def node_facts(self) -> ReportedFacts: ...
 
 
 class _Outputs:
@@ -69,11 +80,11 @@ class _Outputs:
         self.token = "\x00" + secrets.token_hex(8) + ":"
         self.directory = posixpath.dirname(target)
         self.default_mode = mode
-        self.opened: list[tuple[str, int]] = [(target, mode)]
+        self.opened: list[tuple[str, int, str]] = [(target, mode, "")]
 
-    def file(self, path: str, mode: int | str | None = None) -> str:
+    def file(self, path: str, mode: int | str | None = None, owner: str = "") -> str:
         """Start a new output file; returns the marker that splits the text."""
-        self.opened.append((self._target(path), self._mode(mode)))
+        self.opened.append((self._target(path), self._mode(mode), _owner(owner)))
         return f"{self.token}{len(self.opened) - 1}\x00"
 
     def _target(self, path: str) -> str:
@@ -90,7 +101,7 @@ class _Outputs:
             raise ValueError(f"file mode {mode!r} is not a permission mode")
         return value
 
-    def split(self, text: str) -> list[tuple[str, int, str]]:
+    def split(self, text: str) -> list[tuple[str, int, str, str]]:
         """(target, mode, text) for each output, main file first."""
         parts = text.split(self.token)
         out = [(*self.opened[0], parts[0])]
@@ -100,8 +111,27 @@ class _Outputs:
         return out
 
 
+_OWNER_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+
+
+def _owner(owner: str) -> str:
+    """`user` or `user:group` (names as on the node), checked; `user` alone means `user:user`."""
+    if not owner:
+        return ""
+    user, _, group = str(owner).partition(":")
+    group = group or user
+    if not (_OWNER_NAME.match(user) and _OWNER_NAME.match(group)):
+        raise ValueError(f"file owner {owner!r} is not user:group (POSIX names)")
+    return f"{user}:{group}"
+
+
+def stable_uuid(text: str) -> str:
+    """A UUID that is the same at every render of `text` (NetworkManager keyfiles need one)."""
+    return str(uuid.uuid5(CORRAL_UUID_NAMESPACE, text))
+
+
 def make_environment(root: Path) -> ImmutableSandboxedEnvironment:
-    return ImmutableSandboxedEnvironment(
+    env = ImmutableSandboxedEnvironment(
         loader=FileSystemLoader(str(root)),
         undefined=StrictUndefined,
         autoescape=False,
@@ -110,6 +140,8 @@ def make_environment(root: Path) -> ImmutableSandboxedEnvironment:
         lstrip_blocks=True,
         auto_reload=True,
     )
+    env.filters["uuid"] = stable_uuid
+    return env
 
 
 def _location(exc: BaseException, root: Path) -> tuple[str | None, int | None]:
@@ -137,21 +169,34 @@ class OverlayRenderer:
 
     def __init__(self, paths: Paths, keys: HostKeyStore | None = None) -> None:
         self.paths = paths
-        self.keys = keys or HostKeyStore(paths.home / "keys")
+        self.keys = keys or HostKeyStore(paths.home / "keys", pki=Pki(paths.pki))
         self.hosts = HostsCache()
+        self.secrets_root = paths.home / "secrets"
         self._envs: dict[Path, ImmutableSandboxedEnvironment] = {}
         self._lock = threading.Lock()
 
-    def context(self, inv: Inventory, node: str) -> OverlayContext:
+    def context(
+        self, inv: Inventory, node: str, reported: ReportedFacts | None = None
+    ) -> OverlayContext:
         if node not in inv.nodes:
             raise NotFound(f"node {node!r} does not exist")
-        return build_context(inv, node, self.keys, self.hosts)
+        admins = admin_public_keys(self.paths)
+        secrets = ClusterSecrets(self.secrets_root, inv.settings.name)
+        return build_context(inv, node, self.keys, self.hosts, reported, admins, secrets)
+
+    def known_hosts(self, inv: Inventory) -> tuple[str, ...]:
+        """Every node's host keys as known_hosts lines (the same as the overlays carry)."""
+        return self.hosts.get(inv, self.keys).known_hosts()
 
     def render(
-        self, inv: Inventory, node: str, overlays: Sequence[str] | None = None
+        self,
+        inv: Inventory,
+        node: str,
+        overlays: Sequence[str] | None = None,
+        reported: ReportedFacts | None = None,
     ) -> RenderedOverlay:
         """Render `overlays` (default: the node's own, else the default set) for `node`."""
-        ctx = self.context(inv, node)
+        ctx = self.context(inv, node, reported)
         names = list(overlays) if overlays else self.node_overlays(inv, node)
         chosen = sources.resolve(self.paths, names)
         result = RenderedOverlay(node, tuple(s.name for s in chosen))
@@ -196,8 +241,8 @@ class OverlayRenderer:
             name, line = _location(exc, source.root)
             raise TemplateFailure(source.name, name or item.source, line, _reason(exc)) from exc
         return {
-            target: RenderedFile(body.encode(), mode)
-            for target, mode, body in outputs.split(text)
+            target: RenderedFile(body.encode(), mode, owner)
+            for target, mode, owner, body in outputs.split(text)
             if body.strip()
         }
 
@@ -214,6 +259,12 @@ def render_node(
     node_name: str,
     overlays: Sequence[str] | None = None,
 ) -> RenderedOverlay:
-    """Render `node_name`'s overlays (default: its own list, else the `system` set)."""
-    inv = app_or_inventory if isinstance(app_or_inventory, Inventory) else app_or_inventory.read()
-    return renderer_for(paths).render(inv, node_name, overlays)
+    """Render `node_name`'s overlays (default: its own list, else the `system` set).
+
+    Given the application, templates also see the facts the agents reported;
+    given a bare inventory, only the facts set in it.
+    """
+    if isinstance(app_or_inventory, Inventory):
+        return renderer_for(paths).render(app_or_inventory, node_name, overlays)
+    inv, reported = app_or_inventory.read(), app_or_inventory.node_facts()
+    return renderer_for(paths).render(inv, node_name, overlays, reported)

@@ -5,10 +5,20 @@ ending `.j2` are Jinja2 templates (the suffix is dropped), all others are
 copied. A user overlay in `$CORRAL_HOME/overlays/<name>/` hides the built-in
 overlay (or set) of the same name. An overlay set names several overlays; a
 node that lists no overlays gets `DEFAULT_OVERLAYS`.
+
+An overlay may say how it behaves on running nodes in `corral-overlay.toml`
+at its root (that file is not shipped to the node):
+
+    runtime = true                              # the node agent keeps it current
+    reload = "systemctl reload-or-restart ssh"  # run on the node when a file changed
+
+A runtime overlay is written at boot like any other and then re-fetched by
+the node agent while the node runs (`corral.overlays.runtime`).
 """
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +30,23 @@ from corral.overlays.errors import OverlayError, OverlayNotFound
 BUILTIN_ROOT = Path(__file__).parent / "builtin"
 TEMPLATE_SUFFIX = ".j2"
 OVERLAY_SETS: dict[str, tuple[str, ...]] = {
-    "system": ("hostname", "hosts", "network", "ssh", "authorized-keys", "fstab"),
+    "system": (
+        "hostname",
+        "hosts",
+        "network",
+        "ssh",
+        "authorized-keys",
+        "fstab",
+        "machine-id",
+        "chrony",
+        "agent",
+    ),
+    "slurm": ("munge", "slurm-config", "users", "mpi"),
+    "k3s": ("k3s-config",),
+    "nfs": ("nfs-exports",),
 }
 DEFAULT_OVERLAYS: tuple[str, ...] = ("system",)
+META_FILE = "corral-overlay.toml"
 
 Origin = Literal["builtin", "user", "set"]
 
@@ -36,6 +60,14 @@ class OverlaySource:
     root: Path | None
     members: tuple[str, ...] = ()
     hides: Origin | None = None  # a user overlay hiding a built-in overlay or set
+
+
+@dataclass(frozen=True)
+class OverlayMeta:
+    """How an overlay behaves on a running node (from its `corral-overlay.toml`)."""
+
+    runtime: bool = False
+    reload: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +146,8 @@ def files(source: OverlaySource) -> list[SourceFile]:
             raise OverlayError(f"overlay {source.name}: {rel} is a symlink (not supported)")
         if path.is_dir() or path.name == "__pycache__" or "/__pycache__/" in f"/{rel}/":
             continue
+        if rel == META_FILE:
+            continue
         template = rel.endswith(TEMPLATE_SUFFIX)
         target = "/" + (rel.removesuffix(TEMPLATE_SUFFIX) if template else rel)
         out.append(SourceFile(rel, target, template, _mode(source, path)))
@@ -126,3 +160,27 @@ def _mode(source: OverlaySource, path: Path) -> int:
     if source.origin == "builtin":
         return 0o755 if mode & 0o100 else 0o644
     return mode
+
+
+def meta(source: OverlaySource) -> OverlayMeta:
+    """The overlay's `corral-overlay.toml`, or the defaults (not runtime, no reload).
+
+    :raises OverlayError: the file is not TOML, has unknown keys or wrong types.
+    """
+    path = None if source.root is None else source.root / META_FILE
+    if path is None or not path.is_file():
+        return OverlayMeta()
+    where = f"overlay {source.name}: {META_FILE}"
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise OverlayError(f"{where}: {exc}") from None
+    unknown = sorted(set(data) - {"runtime", "reload"})
+    if unknown:
+        raise OverlayError(f"{where}: unknown key(s) {', '.join(unknown)} (known: reload, runtime)")
+    runtime, reload = data.get("runtime", False), data.get("reload")
+    if not isinstance(runtime, bool):
+        raise OverlayError(f"{where}: 'runtime' must be true or false")
+    if reload is not None and (not isinstance(reload, str) or not reload.strip()):
+        raise OverlayError(f"{where}: 'reload' must be a command line (a non-empty string)")
+    return OverlayMeta(runtime=runtime, reload=reload)

@@ -1,7 +1,11 @@
-"""SSH host keys: generated once per node with ssh-keygen, kept, and reused.
+"""SSH host keys and machine-id: generated once per node, kept, and reused.
 
 A node keeps its host keys across reboots and reinstalls, so clients that
-trust it once keep trusting it. The keys live under `$CORRAL_HOME/keys/<node>/`
+trust it once keep trusting it. It has one of each type sshd loads by
+default (ed25519, ECDSA, RSA): an image holds none, so none is shared by
+all the nodes booting it. Its /etc/machine-id is made and kept here too
+(journald, dbus and DHCP client ids read it; a shared one makes nodes
+indistinguishable). The keys live under `$CORRAL_HOME/keys/<node>/`
 (directory 0700, files 0600). A node's keys are created in a scratch directory
 and renamed into place, so two concurrent renders never see half a key pair:
 the loser of the race throws its pair away and uses the winner's.
@@ -10,6 +14,7 @@ the loser of the race throws its pair away and uses the winner's.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -19,8 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from corral.overlays.errors import OverlayError
+from corral.pki import Pki, sign_host_key
 
-KEY_TYPES: tuple[str, ...] = ("ed25519",)
+KEY_TYPES: tuple[str, ...] = ("ed25519", "ecdsa", "rsa")
+MACHINE_ID = "machine-id"
 
 
 @dataclass(frozen=True)
@@ -36,17 +43,35 @@ class HostKey:
         return f"ssh_host_{self.type}_key"
 
     @property
+    def certificate_filename(self) -> str:
+        return f"ssh_host_{self.type}_key-cert.pub"
+
+    @property
     def public_key(self) -> str:
         """The public key without its comment: `ssh-ed25519 AAAA...`."""
         return " ".join(self.public.split()[:2])
 
 
 class HostKeyStore:
-    """The host keys of every node, one directory per node under `root`."""
+    """The host keys of every node, one directory per node under `root`.
 
-    def __init__(self, root: Path, types: tuple[str, ...] = KEY_TYPES) -> None:
+    With the cluster's keys (`pki`, made by `corral init`), each host key also
+    gets a host certificate signed by the SSH CA, so users trust one
+    `@cert-authority` line instead of every node's key.
+    """
+
+    def __init__(
+        self, root: Path, types: tuple[str, ...] = KEY_TYPES, pki: Pki | None = None
+    ) -> None:
         self.root = root
         self.types = types
+        self.pki = pki
+
+    def certificate(self, key: HostKey, node: str, principals: Iterable[str]) -> str | None:
+        """A host certificate for `key`, valid for the node's names and addresses (None: no CA)."""
+        if self.pki is None or not self.pki.ssh_ca_key.is_file():
+            return None
+        return sign_host_key(self.pki, key.public_key, [node, *principals], f"corral:{node}")
 
     def keys(self, node: str) -> tuple[HostKey, ...]:
         """The node's host keys, generated on first use."""
@@ -63,6 +88,22 @@ class HostKeyStore:
         workers = min(len(missing), 2 * (os.cpu_count() or 1), 16)
         with ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(self.keys, missing))
+
+    def machine_id(self, node: str) -> str:
+        """The node's machine-id (32 hex digits), made on first use and kept."""
+        path = self.root / node / MACHINE_ID
+        if not path.is_file():
+            self.keys(node)  # the node's directory, made atomically with its keys
+            scratch = path.with_name(f".{MACHINE_ID}-{secrets.token_hex(4)}")
+            scratch.write_text(secrets.token_hex(16) + "\n")
+            scratch.chmod(0o600)
+            try:
+                os.link(scratch, path)  # never replaces: a concurrent render's id wins
+            except FileExistsError:
+                pass
+            finally:
+                scratch.unlink()
+        return path.read_text().strip()
 
     def public_keys(self, node: str) -> tuple[str, ...]:
         """The node's public keys without comments, generated on first use."""

@@ -4,7 +4,8 @@
     results = asyncio.run(run_power(targets_for(inv, names), Action.STATUS))
 
 Drivers (entry points in the `corral.power` group): ipmi, redfish, turingpi,
-qemu, ssh, manual. The interface and its contract: `corral.power.base`;
+clusterhat, qemu, ssh, manual. Board-only actions (USB, flash, mass storage):
+`corral.power.board`. The interface and its contract: `corral.power.base`;
 the errors a caller catches: `corral.power.errors`.
 """
 

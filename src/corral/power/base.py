@@ -45,9 +45,14 @@ class Capability(enum.StrEnum):
     STATUS = "status"
     BOOT_NETWORK = "boot-network"
     CONSOLE = "console"
+    # board-only actions (`corral board ...`): a board controller that owns the slot
+    USB = "usb"
+    FLASH = "flash"
+    MASS_STORAGE = "mass-storage"
 
 
 ALL_POWER = frozenset({Capability.ON, Capability.OFF, Capability.CYCLE, Capability.STATUS})
+BOARD_ONLY = frozenset({Capability.USB, Capability.FLASH, Capability.MASS_STORAGE})
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,13 @@ class DriverConfig:
         except ValueError:
             raise SettingsError(f"node {self.node}: {name}={text!r} is not a number") from None
 
+    def integer(self, name: str, low: int, high: int) -> int:
+        """A whole number setting in low..high (a board slot), or an error naming it."""
+        text = self.need(name)
+        if not text.isdigit() or not low <= int(text) <= high:
+            raise SettingsError(f"node {self.node}: {name} {text!r} is not {low}-{high}")
+        return int(text)
+
     def flag(self, name: str) -> bool:
         return (self.values.get(name) or "").lower() in ("1", "true", "yes", "on")
 
@@ -101,9 +113,16 @@ class DriverConfig:
         return text
 
 
+# Settings every driver takes: they describe the node's console, not how to drive it.
+COMMON_SETTINGS = (
+    Setting("console_log", "a file logging this node's serial console (the dashboard shows it)"),
+)
+
+
 def configure(node: str, power: PowerSettings, declared: Iterable[Setting]) -> DriverConfig:
-    """Check `power` against `declared`: unknown and missing keys are named."""
-    settings = {s.name: s for s in declared}
+    """Check `power` against `declared` (and `COMMON_SETTINGS`): unknown and missing keys
+    are named."""
+    settings = {s.name: s for s in (*declared, *COMMON_SETTINGS)}
     raw: dict[str, str] = {}
     for name in FIELDS:
         value = getattr(power, name)
@@ -223,6 +242,13 @@ class PowerDriver(ABC):
         """
         self._check(Capability.CONSOLE)
         return self._console()
+
+    def require(self, cap: Capability) -> None:
+        """Refuse at once, before any request, what this driver cannot do.
+
+        :raises NotSupported: "driver X cannot <cap> (node N)".
+        """
+        self._check(cap)
 
     # helpers for drivers ---------------------------------------------------------
 

@@ -7,7 +7,7 @@ from the same commands.
 
 from __future__ import annotations
 
-from corral.power.base import Capability, PowerDriver, PowerState, Setting
+from corral.power.base import BOARD_ONLY, Capability, PowerDriver, PowerState, Setting
 
 WORDS = {
     "on": "switch on",
@@ -21,7 +21,7 @@ WORDS = {
 
 class ManualDriver(PowerDriver):
     name = "manual"
-    capabilities = frozenset(Capability) - {Capability.CONSOLE}
+    capabilities = frozenset(Capability) - {Capability.CONSOLE} - BOARD_ONLY
     settings = (
         Setting("address", "where the machine is, shown in the instructions"),
         Setting("slot", "slot or position, shown in the instructions"),

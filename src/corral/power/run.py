@@ -8,7 +8,6 @@ sized to the concurrency, so the limit is the same for every driver.
 from __future__ import annotations
 
 import asyncio
-import enum
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -17,21 +16,24 @@ from dataclasses import asdict, dataclass
 from corral.inventory.index import Inventory
 from corral.inventory.models import PowerSettings
 from corral.inventory.ops import get
-from corral.power.base import BLOCKING_POOL, PowerDriver, PowerState, Runtime
-from corral.power.errors import PowerError
+from corral.power.base import (
+    BLOCKING_POOL,
+    BOARD_ONLY,
+    Capability,
+    PowerDriver,
+    PowerState,
+    Runtime,
+)
+from corral.power.errors import NotSupported, PowerError
 from corral.power.registry import make_driver
 
 DEFAULT_CONCURRENCY = 64
 
 
-class Action(enum.StrEnum):
-    ON = "on"
-    OFF = "off"
-    SOFT_OFF = "soft-off"
-    CYCLE = "cycle"
-    RESET = "reset"
-    STATUS = "status"
-    BOOT_NETWORK = "boot-network"
+# What `corral power` can be asked to do is what a driver can do: one enum, under
+# the name the runner has always used. `console` is a capability but not a power
+# action (`corral console` attaches to it); `perform` refuses it by name.
+Action = Capability
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,7 @@ async def perform(driver: PowerDriver, action: Action) -> str:
     """Do `action` with `driver`; the text for the result column."""
     if action == Action.STATUS:
         return str(await driver.status())
-    steps: dict[Action, Callable[[], Awaitable[None]]] = {
+    steps: dict[Capability, Callable[[], Awaitable[None]]] = {
         Action.ON: driver.on,
         Action.OFF: driver.off,
         Action.SOFT_OFF: driver.soft_off,
@@ -118,7 +120,11 @@ async def perform(driver: PowerDriver, action: Action) -> str:
         Action.RESET: driver.reset,
         Action.BOOT_NETWORK: driver.boot_network_once,
     }
-    await steps[action]()
+    step = steps.get(action)
+    if step is None:
+        where = f"corral board {action}" if action in BOARD_ONLY else f"corral {action}"
+        raise NotSupported(f"{action} is not a power action (use `{where}`)")
+    await step()
     note = getattr(driver, "instructions", None)
     return str(note) if note else "ok"
 

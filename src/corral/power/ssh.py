@@ -3,6 +3,9 @@
 ssh cannot power a node on, and an unreachable node may be off or just
 unreachable, so `status` says on (ssh answered) or unknown. Keys only
 (BatchMode): a password would have to be typed or put on a command line.
+With `known_hosts` (e.g. corral's own, `$CORRAL_HOME/ssh/known_hosts`, which
+`corral ssh` writes from the nodes' overlay host keys) host keys are checked
+strictly against that file; without it, a new host key is accepted once.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ class SshDriver(PowerDriver):
         Setting("username", "login user", default="root"),
         Setting("port", "ssh port", default="22"),
         Setting("identity_file", "private key file (ssh -i)"),
+        Setting("known_hosts", "known_hosts file: host keys checked strictly against it"),
         Setting("poweroff_command", "command that powers the node off", default="poweroff"),
         Setting("reboot_command", "command that reboots the node", default="reboot"),
         Setting("ssh", "path of the ssh program", default="ssh"),
@@ -37,10 +41,16 @@ class SshDriver(PowerDriver):
     def argv(self, command: str) -> list[str]:
         c = self.config
         key = c.get("identity_file")
+        known = c.get("known_hosts")
+        hosts = (
+            ("-o", f"UserKnownHostsFile={known}", "-o", "StrictHostKeyChecking=yes")
+            if known
+            else ("-o", "StrictHostKeyChecking=accept-new")
+        )
         return [
             c.need("ssh"),
             *("-o", "BatchMode=yes", "-o", f"ConnectTimeout={int(c.number('timeout'))}"),
-            *("-o", "StrictHostKeyChecking=accept-new"),
+            *hosts,
             *("-p", c.need("port")),
             *(("-i", key) if key else ()),
             *("-l", c.need("username"), c.need("address"), "--"),
@@ -68,6 +78,12 @@ class SshDriver(PowerDriver):
 
     async def _command(self, setting: str) -> None:
         code = await self.run(self.config.need(setting))
+        if code == SSH_UNREACHABLE and "host key verification failed" in self.last_error.lower():
+            known = self.config.get("known_hosts") or "known_hosts"
+            raise FinalError(
+                f"node {self.config.node}: its ssh host key is not the one in {known}: "
+                "refusing to send it commands"
+            )
         # the node may drop the connection while going down: 255 after a start is fine,
         # but 255 with "Connection refused"/"timed out" means we never got in
         if code == SSH_UNREACHABLE and _never_connected(self.last_error):

@@ -16,6 +16,9 @@ Settings that matter for a boot storm (measured in bench/RESULTS.md):
 - `spread_copies`: once the connected peers hold this many distributed copies
   of the image, the upload drops to `trickle_rate`: the server stops spending
   its link on what the nodes can give each other.
+- `unchoke_slots` = UNCHOKE_ALL (what `corral serve` uses): every interested peer is
+  served at once, so the server's link runs full while it is not the bottleneck
+  (small N); the tracker stops handing the seed out as the nodes take over.
 - no DHT, LSD, UPnP or NAT-PMP; several peers per IP allowed; every tier announced.
 """
 
@@ -33,6 +36,7 @@ import libtorrent as lt
 from corral.services.tracker import Tracker
 
 log = logging.getLogger("corral.seeder")
+UNCHOKE_ALL = -1  # libtorrent's unchoke_slots_limit: no upload-slot limit
 PEER_FINGERPRINT = "-CR0100-"
 
 
@@ -198,11 +202,13 @@ class Seeder:
 def publish_image(
     seeder: Seeder, tracker: Tracker, torrent_path: Path, data_path: Path, advertise: str
 ) -> str:
-    """Seed an image and open its swarm on the tracker, the seeder listed as the server's seed."""
-    info_hash = seeder.publish(torrent_path, data_path)
+    """Open an image's swarm on the tracker, the seeder listed as the server's seed, then
+    seed it. In that order: the seeder announces at once, and a swarm not yet open
+    refused that announce (a restarted server logged it, and libtorrent backed off)."""
+    info_hash = str(lt.torrent_info(str(torrent_path)).info_hash())
     size = data_path.stat().st_size
     tracker.publish(info_hash, size, data_path.name, seeds=[(advertise, seeder.port)])
-    return info_hash
+    return seeder.publish(torrent_path, data_path)
 
 
 def distributed_copies(handle: Any) -> float:

@@ -6,6 +6,11 @@ listening socket for requests, one connected ephemeral socket per transfer
 (the server's TID, RFC 1350), and one timer handle per transfer. A peer can
 only ever raise `MalformedPacket` here; it is counted, logged (rate-limited)
 and dropped, so no input can stop the server.
+
+What one host can hold is bounded: at most `max_per_client` transfers per
+source address and `max_transfers` in all (each is a socket and an open
+file); a request over either limit is dropped and the client retries. Request
+datagrams over MAX_REQUEST bytes are malformed (a real RRQ is under 200).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections import Counter
 from dataclasses import dataclass
 from typing import cast
 
@@ -30,6 +36,7 @@ from corral.protocols.tftp import (
 
 log = logging.getLogger(__name__)
 Address = tuple[str, int]
+MAX_REQUEST = 1024
 
 
 @dataclass
@@ -40,11 +47,13 @@ class TftpCounters:
     refused: int = 0
     malformed: int = 0
     stray: int = 0
-    busy: int = 0
+    busy: int = 0  # dropped: max_transfers in progress
+    client_busy: int = 0  # dropped: that client already has max_per_client transfers
     duplicate_requests: int = 0
     transfers_started: int = 0
     transfers_done: int = 0
     transfers_failed: int = 0
+    transfers_abandoned: int = 0  # size probes: the peer stopped after the OACK or block 1
     datagrams_sent: int = 0
     bytes_sent: int = 0
     retransmits: int = 0
@@ -110,8 +119,18 @@ class _Transfer(asyncio.DatagramProtocol):
             self.schedule()
 
     def schedule(self) -> None:
+        """Keep one timer at or before the session's deadline.
+
+        Each ACK pushes the deadline a timeout further; re-arming the timer
+        per block cost a timer object and two heap operations per datagram.
+        A timer that fires before the deadline is harmless (`handle_timer`
+        ignores it and the timer is set again), so a later deadline leaves
+        the timer as it is; only an earlier one (or none) replaces it.
+        """
         when = self.session.get_timer()
-        if when == self.timer_at:
+        if when == self.timer_at or (
+            when is not None and self.timer_at is not None and when > self.timer_at
+        ):
             return
         if self.timer is not None:
             self.timer.cancel()
@@ -142,17 +161,20 @@ class TftpServer:
         port: int = 69,
         *,
         config: SessionConfig | None = None,
-        max_transfers: int = 1024,
+        max_transfers: int = 256,
+        max_per_client: int = 8,
     ) -> None:
         self.root = root
         self.host = host
         self.port = port
         self.config = config or SessionConfig()
         self.max_transfers = max_transfers
+        self.max_per_client = max_per_client
         self.counters = TftpCounters()
+        self._per_client: Counter[str] = Counter()
         self._listener: asyncio.DatagramTransport | None = None
         self._transfers: dict[tuple[Address, bytes], _Transfer] = {}
-        self._pending: set[asyncio.Task[None]] = set()
+        self._pending: dict[asyncio.Task[None], ReadSession] = {}  # sockets being made
 
     @property
     def address(self) -> Address:
@@ -178,9 +200,12 @@ class TftpServer:
         if self._listener is not None:
             self._listener.close()
             self._listener = None
-        for task in list(self._pending):
+        pending = dict(self._pending)
+        for task in pending:
             task.cancel()
-        await asyncio.gather(*self._pending, return_exceptions=True)
+        await asyncio.gather(*pending, return_exceptions=True)
+        for session in pending.values():
+            session.close()  # a task cancelled before it ran never closed its file
         for transfer in list(self._transfers.values()):
             transfer.close(failed=True)
 
@@ -188,6 +213,8 @@ class TftpServer:
 
     def _on_request(self, data: bytes, addr: Address) -> None:
         try:
+            if len(data) > MAX_REQUEST:
+                raise MalformedPacket(f"request of {len(data)} bytes (at most {MAX_REQUEST})")
             packet = parse(data)
         except MalformedPacket as exc:
             self._malformed(addr, exc)
@@ -202,14 +229,18 @@ class TftpServer:
         if self.active_transfers >= self.max_transfers:
             self.counters.busy += 1  # dropped: the client will retry its request
             return
+        if self._per_client[addr[0]] >= self.max_per_client:
+            self.counters.client_busy += 1
+            return
         try:
             session = self._open_session(packet, addr)
         except TftpError as exc:
             self._refuse(addr, exc)
             return
+        self._per_client[addr[0]] += 1
         task = asyncio.get_running_loop().create_task(self._spawn(session, addr, data))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._pending[task] = session
+        task.add_done_callback(lambda done: self._pending.pop(done, None))
 
     def _open_session(self, request: Request, addr: Address) -> ReadSession:
         if request.opcode == Opcode.WRQ:
@@ -221,7 +252,8 @@ class TftpServer:
 
     def _refuse(self, addr: Address, error: TftpError) -> None:
         self.counters.refused += 1
-        log.info("tftp %s:%d refused: %s", *addr, error)
+        if _worth_logging(self.counters.refused):
+            log.info("tftp %s:%d refused (#%d): %s", *addr, self.counters.refused, error)
         if self._listener is not None:
             self._listener.sendto(error.packet(), addr)
 
@@ -234,22 +266,41 @@ class TftpServer:
             )
         except BaseException:
             session.close()
+            self._release(peer)
             raise
         self.counters.transfers_started += 1
         if not session.finished:
             self._transfers[(peer, key)] = transfer
 
+    def _release(self, peer: Address) -> None:
+        self._per_client[peer[0]] -= 1
+        if self._per_client[peer[0]] <= 0:
+            del self._per_client[peer[0]]
+
     def _transfer_closed(self, transfer: _Transfer, failed: bool) -> None:
         self._transfers.pop((transfer.peer, transfer.key), None)
+        self._release(transfer.peer)
         self.counters.retransmits += transfer.session.retransmits
-        if failed:
+        if failed and transfer.session.abandoned:
+            self.counters.transfers_abandoned += 1
+            log.debug("tftp %s:%d abandoned after the first block (a probe)", *transfer.peer)
+        elif failed:
             self.counters.transfers_failed += 1
-            log.info("tftp %s:%d failed: %s", *transfer.peer, transfer.session.error)
+            if _worth_logging(self.counters.transfers_failed):
+                peer, error = transfer.peer, transfer.session.error
+                log.info(
+                    "tftp %s:%d failed (#%d): %s", *peer, self.counters.transfers_failed, error
+                )
         else:
             self.counters.transfers_done += 1
 
     def _malformed(self, addr: Address, exc: MalformedPacket) -> None:
         self.counters.malformed += 1
         count = self.counters.malformed
-        if count <= 10 or count % 1000 == 0:
+        if _worth_logging(count):
             log.warning("tftp malformed datagram #%d from %s:%d: %s", count, *addr, exc)
+
+
+def _worth_logging(count: int) -> bool:
+    """Log the first 100 of a kind, then every 1000th: a flood must not flood the log."""
+    return count <= 100 or count % 1000 == 0

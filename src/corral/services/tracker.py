@@ -11,12 +11,16 @@ Layers, from pure to glue:
 - `tracker_routes(tracker)` is the aiohttp route table (`GET /announce`).
 
 Only info-hashes published with `Tracker.publish` are served; anything else gets
-a bencoded `failure reason`, and so does a malformed query (never a 500).
+a bencoded `failure reason`, and so does a malformed query: HTTP 400, never a 500.
+Numbers are bounded to 64 bits (one huge `left=` once broke every later announce
+of its swarm), and a peer's `ip=` is ignored: a peer is where its packets come
+from, or any client could put addresses of its choosing into others' peer lists.
 
 The policy, in the order it is applied (see bench/RESULTS.md for what each moved):
 seeds get only leechers; peers that have more come first (seeds, then by
 progress in buckets, random inside a bucket); the server's own seeder is handed
-out only while few peers have pieces (`server_seed_until`); while the swarm has
+out only while few peers have pieces (`server_seed_until`) and no node is a whole
+seed (booted nodes that keep seeding, `corral-seed`); while the swarm has
 leechers the announce interval is short (`storm_interval`), so late joiners
 are learnt quickly, and long once everyone is done.
 """
@@ -27,6 +31,7 @@ import random
 import socket
 import struct
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
@@ -37,11 +42,22 @@ from corral.protocols import bencode
 
 EVENTS = ("", "started", "completed", "stopped", "paused")
 MAX_NUMWANT = 200
+MAX_COUNT = (1 << 63) - 1  # byte counts: what a 64-bit client can send
+MAX_QUERY = 4096  # a real announce is about 300 bytes
+MAX_SEEN = 100_000  # distinct peers remembered for the `peers_seen` figure
 Address = tuple[str, int]
 
 
 class AnnounceError(ValueError):
-    """The announce is malformed or not for us; the text goes back as `failure reason`."""
+    """The announce is not for us; the text goes back as `failure reason` (HTTP 200, BEP 3)."""
+
+    status = 200
+
+
+class MalformedAnnounce(AnnounceError):
+    """The query itself is bad (HTTP 400, still with a bencoded `failure reason`)."""
+
+    status = 400
 
 
 @dataclass(frozen=True)
@@ -73,6 +89,7 @@ class TrackerPolicy:
     server_seed_until: int = 8  # hand out the server's seeder until this many peers have pieces
     seeds_get_leechers_only: bool = True
     server_seed_gets_peers: bool = True  # False: the server's seeder waits to be contacted
+    max_peers_per_ip: int = 16  # one host cannot fill a swarm (and its memory) port by port
 
 
 @dataclass
@@ -106,39 +123,140 @@ class SwarmStats:
     completed: int  # `completed` events received
     uploaded: int  # total reported upload by the nodes (latest value per peer)
     server_uploaded: int  # reported by the server's own seeders
+    node_seeds: int = 0  # nodes holding the whole image: booting ones, and booted (corral-seed)
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
 
 
+class Bucket:
+    """A set with O(1) add, remove and random sampling (a list plus an index)."""
+
+    def __init__(self) -> None:
+        self.items: list[Address] = []
+        self.index: dict[Address, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def add(self, key: Address) -> None:
+        if key not in self.index:
+            self.index[key] = len(self.items)
+            self.items.append(key)
+
+    def discard(self, key: Address) -> None:
+        at = self.index.pop(key, None)
+        if at is None:
+            return
+        last = self.items.pop()
+        if at < len(self.items):
+            self.items[at] = last
+            self.index[last] = at
+
+    def sample(self, k: int, rng: random.Random, without: Address) -> list[Address]:
+        """Up to k members other than `without`, in random order."""
+        picked = rng.sample(self.items, min(k + 1, len(self.items)))
+        return [a for a in picked if a != without][:k]
+
+
 @dataclass
 class Swarm:
-    """All that the tracker knows of one torrent. Pure: the clock is an argument."""
+    """All that the tracker knows of one torrent. Pure: the clock is an argument.
+
+    Why the indexes: an announce must cost the same at 8,000 peers as at 8.
+    Node peers sit in buckets by progress level (seeds on top), counts of
+    seeds and of peers with pieces are kept as peers change, and peers are
+    kept in the order they were last heard from, so expiry pops only the
+    stale ones. Every change to a peer goes through `put`/`_drop`.
+    """
 
     size: int = 0  # total bytes, when the publisher knew it (progress = 1 - left/size)
+    levels: int = 4  # progress buckets: "random among equals" = same progress quarter
+    max_per_ip: int = 16
     peers: dict[Address, Peer] = field(default_factory=dict)
     seen: set[Address] = field(default_factory=set)
     completed: int = 0
     uploaded_by_gone: int = 0  # upload of peers that stopped or expired
+    seeds: int = 0
+    with_pieces: int = 0  # node peers that are seeds or have downloaded something
+    servers: dict[Address, Peer] = field(default_factory=dict)
+    buckets: dict[int, Bucket] = field(default_factory=dict)
+    per_ip: Counter[str] = field(default_factory=Counter)  # node peers per address
+    _heard: dict[Address, None] = field(default_factory=dict)  # oldest first
 
     def add_server_seed(self, address: Address) -> None:
-        self.peers[address] = Peer(address[0], address[1], server=True)
+        self.put(Peer(address[0], address[1], server=True))
+
+    def set_server_seeds(self, addresses: Iterable[Address]) -> None:
+        """The servers' seeders are exactly `addresses` (a dead server's is forgotten)."""
+        wanted = set(addresses)
+        for gone in [a for a in self.servers if a not in wanted]:
+            self._drop(gone)
+        for address in wanted - set(self.servers):
+            self.add_server_seed(address)
+
+    def level(self, peer: Peer) -> int:
+        if peer.is_seed:
+            return self.levels + 1
+        return min(int(self.progress(peer) * self.levels), self.levels)
+
+    def put(self, peer: Peer) -> None:
+        """Insert or replace a peer, indexing it."""
+        self._drop(peer.address)
+        self.peers[peer.address] = peer
+        self.seeds += peer.is_seed
+        if peer.server:
+            self.servers[peer.address] = peer
+            return
+        self.with_pieces += self.has_pieces(peer)
+        self.buckets.setdefault(self.level(peer), Bucket()).add(peer.address)
+        self.per_ip[peer.ip] += 1
+        self._heard[peer.address] = None
+
+    def _drop(self, address: Address) -> Peer | None:
+        peer = self.peers.pop(address, None)
+        if peer is None:
+            return None
+        self.seeds -= peer.is_seed
+        if peer.server:
+            self.servers.pop(address, None)
+            return peer
+        self.with_pieces -= self.has_pieces(peer)
+        self.buckets[self.level(peer)].discard(address)
+        self.per_ip[peer.ip] -= 1
+        if self.per_ip[peer.ip] <= 0:
+            del self.per_ip[peer.ip]
+        self._heard.pop(address, None)
+        return peer
+
+    def resize(self, size: int) -> None:
+        """A new total size moves every peer's progress: re-index them all (rare)."""
+        peers = list(self.peers.values())
+        for peer in peers:
+            self._drop(peer.address)
+        self.size = size
+        for peer in peers:
+            self.put(peer)
 
     def update(self, a: Announce, now: float) -> Peer | None:
-        """Apply one announce; returns the peer (None when it stopped)."""
-        peer = self.peers.get(a.address)
-        if peer is None:
-            peer = Peer(a.ip, a.port, first_seen=now, left=a.left)
-            self.peers[a.address] = peer
-        if not peer.server:
+        """Apply one announce; returns the peer (None when it stopped).
+
+        :raises AnnounceError: a new peer from an address that has max_per_ip already.
+        """
+        if a.address not in self.peers and self.per_ip[a.ip] >= self.max_per_ip:
+            raise AnnounceError(f"too many peers from {a.ip} in this swarm")
+        old = self._drop(a.address)
+        peer = old or Peer(a.ip, a.port, first_seen=now, left=a.left)
+        if not peer.server and len(self.seen) < MAX_SEEN:
             self.seen.add(a.address)
         self._note_completion(peer, a)
         peer.peer_id, peer.last_seen = a.peer_id, now
         peer.uploaded, peer.downloaded = max(peer.uploaded, a.uploaded), a.downloaded
         peer.left = a.left
         if a.event == "stopped" and not peer.server:
-            self.uploaded_by_gone += self.peers.pop(a.address).uploaded
+            self.uploaded_by_gone += peer.uploaded
             return None
+        self.put(peer)
         return peer
 
     def _note_completion(self, peer: Peer, a: Announce) -> None:
@@ -149,9 +267,14 @@ class Swarm:
             self.completed += 1
 
     def expire(self, now: float, ttl: float) -> None:
-        stale = [k for k, p in self.peers.items() if not p.server and now - p.last_seen > ttl]
-        for key in stale:
-            self.uploaded_by_gone += self.peers.pop(key).uploaded
+        """Forget node peers not heard from for `ttl` (oldest first; stops at a fresh one)."""
+        while self._heard:
+            oldest = next(iter(self._heard))
+            if now - self.peers[oldest].last_seen <= ttl:
+                return
+            gone = self._drop(oldest)
+            assert gone is not None
+            self.uploaded_by_gone += gone.uploaded
 
     def progress(self, peer: Peer) -> float:
         total = self.size or peer.left + peer.downloaded
@@ -161,49 +284,55 @@ class Swarm:
         return not peer.server and (peer.is_seed or peer.downloaded > 0)
 
     def leechers(self) -> int:
-        return sum(1 for p in self.peers.values() if not p.is_seed)
+        return len(self.peers) - self.seeds
 
     def stats(self) -> SwarmStats:
+        """The figures for `corral` status pages (linear: not for every announce)."""
         nodes = [p for p in self.peers.values() if not p.server]
-        seeds = sum(1 for p in self.peers.values() if p.is_seed)
         return SwarmStats(
             peers_seen=len(self.seen),
             peers=len(nodes),
-            seeds=seeds,
-            leechers=len(self.peers) - seeds,
+            seeds=self.seeds,
+            leechers=self.leechers(),
             completed=self.completed,
             uploaded=self.uploaded_by_gone + sum(p.uploaded for p in nodes),
-            server_uploaded=sum(p.uploaded for p in self.peers.values() if p.server),
+            server_uploaded=sum(p.uploaded for p in self.servers.values()),
+            node_seeds=self.seeds - len(self.servers),
         )
 
 
 def select_peers(
     swarm: Swarm, me: Peer, numwant: int, policy: TrackerPolicy, rng: random.Random
 ) -> list[Peer]:
-    """Which peers to hand to `me`. Pure apart from the random source passed in."""
+    """Which peers to hand to `me`: seeds first, then by progress level, random among equals.
+
+    Cost grows with `numwant`, not with the swarm: each level is sampled, never sorted.
+    """
     if me.server and not policy.server_seed_gets_peers:
         return []
-    others = [p for p in swarm.peers.values() if p.address != me.address]
-    if me.is_seed and policy.seeds_get_leechers_only:
-        others = [p for p in others if not p.is_seed]
-    nodes = [p for p in others if not p.server]
-    servers = [p for p in others if p.server]
-    with_pieces = sum(1 for p in swarm.peers.values() if swarm.has_pieces(p))
-    chosen = servers if with_pieces < policy.server_seed_until or not nodes else []
-    return chosen + rank_by_progress(swarm, nodes, policy, rng)[: max(0, numwant - len(chosen))]
-
-
-def rank_by_progress(
-    swarm: Swarm, peers: Iterable[Peer], policy: TrackerPolicy, rng: random.Random
-) -> list[Peer]:
-    """Seeds first, then by progress bucket (more first), random among equals."""
-    buckets = max(1, policy.progress_buckets)
-
-    def key(p: Peer) -> tuple[int, float]:
-        level = buckets + 1 if p.is_seed else int(swarm.progress(p) * buckets)
-        return (-level, rng.random())
-
-    return sorted(peers, key=key)
+    no_seeds = me.is_seed and policy.seeds_get_leechers_only
+    top = swarm.levels if no_seeds else swarm.levels + 1
+    levels = [lv for lv in range(top, -1, -1) if lv in swarm.buckets]
+    servers = [
+        p
+        for p in swarm.servers.values()
+        if p.address != me.address and not (no_seeds and p.is_seed)
+    ]
+    mine = 0 if me.server else int(swarm.level(me) <= top and me.address in swarm.peers)
+    has_nodes = sum(len(swarm.buckets[lv]) for lv in levels) - mine > 0
+    # the server's seeder while the nodes have little (a storm's start: it serves at its
+    # link's full rate) and never once a node is a whole seed (a booted node keeping its
+    # image, corral-seed): a late or rebooting node then costs the server nothing
+    node_seeds = swarm.seeds - len(swarm.servers)
+    early = swarm.with_pieces < policy.server_seed_until and node_seeds <= 0
+    chosen = servers if early or not has_nodes else []
+    picked: list[Peer] = list(chosen)
+    for lv in levels:
+        want = numwant - len(picked)
+        if want <= 0:
+            break
+        picked += [swarm.peers[a] for a in swarm.buckets[lv].sample(want, rng, me.address)]
+    return picked[: max(numwant, len(chosen))]
 
 
 def compact_peers(peers: Iterable[Peer]) -> bytes:
@@ -229,69 +358,55 @@ def failure(reason: str) -> bytes:
 
 
 def _int(fields: dict[str, str], name: str, default: int | None = None) -> int:
+    """A non-negative decimal of at most 64 bits; anything else is refused."""
     text = fields.get(name)
     if text is None:
         if default is None:
-            raise AnnounceError(f"missing {name}")
+            raise MalformedAnnounce(f"missing {name}")
         return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise AnnounceError(f"bad {name}") from None
-    if value < 0:
-        raise AnnounceError(f"bad {name}")
-    return value
+    if not (text.isascii() and text.isdigit() and len(text) <= 19) or int(text) > MAX_COUNT:
+        raise MalformedAnnounce(f"bad {name}: a non-negative integer below 2**63")
+    return int(text)
 
 
 def _raw(fields: dict[str, str], name: str) -> bytes:
     value = fields.get(name)
     if value is None:
-        raise AnnounceError(f"missing {name}")
+        raise MalformedAnnounce(f"missing {name}")
     raw = value.encode("latin-1")
     if len(raw) != 20:
-        raise AnnounceError(f"{name} must be 20 bytes")
+        raise MalformedAnnounce(f"{name} must be 20 bytes")
     return raw
-
-
-def _ip(fields: dict[str, str], remote_ip: str) -> str:
-    """The peer's own `ip=` is accepted only as an IPv4 literal; else the source address."""
-    claimed = fields.get("ip")
-    if claimed:
-        try:
-            socket.inet_aton(claimed)
-            if claimed.count(".") == 3:
-                return claimed
-        except OSError:
-            pass
-    return remote_ip
 
 
 def _numwant(text: str | None) -> int:
     """-1 (the tracker's default) when absent or unreadable; else at most MAX_NUMWANT."""
-    try:
-        return -1 if text is None else max(-1, min(int(text), MAX_NUMWANT))
-    except ValueError:
+    if text is None or not text.lstrip("-").isdigit() or len(text) > 6:
         return -1
+    return max(-1, min(int(text), MAX_NUMWANT))
 
 
 def parse_announce(raw_query: str, remote_ip: str) -> Announce:
+    """The announce in `raw_query`, from the peer at `remote_ip` (its `ip=` is ignored)."""
+    if len(raw_query) > MAX_QUERY:
+        raise MalformedAnnounce("query too long")
     try:
         pairs = parse_qsl(
             raw_query, keep_blank_values=True, encoding="latin-1", strict_parsing=True
         )
     except ValueError:
-        raise AnnounceError("malformed query") from None
+        raise MalformedAnnounce("malformed query") from None
     fields = dict(pairs)
     event = fields.get("event", "")
     if event not in EVENTS:
-        raise AnnounceError("bad event")
+        raise MalformedAnnounce("bad event")
     port = _int(fields, "port")
     if not 0 < port < 65536:
-        raise AnnounceError("bad port")
+        raise MalformedAnnounce("bad port")
     return Announce(
         info_hash=_raw(fields, "info_hash"),
         peer_id=_raw(fields, "peer_id"),
-        ip=_ip(fields, remote_ip),
+        ip=remote_ip,
         port=port,
         uploaded=_int(fields, "uploaded", 0),
         downloaded=_int(fields, "downloaded", 0),
@@ -320,12 +435,24 @@ class Tracker:
         key = bytes.fromhex(info_hash) if isinstance(info_hash, str) else info_hash
         if len(key) != 20:
             raise ValueError("an info-hash is 20 bytes")
-        swarm = self.swarms.setdefault(key, Swarm(size=size))
-        swarm.size = size or swarm.size
+        swarm = self.swarms.get(key) or Swarm(
+            size=size,
+            levels=self.policy.progress_buckets,
+            max_per_ip=self.policy.max_peers_per_ip,
+        )
+        self.swarms[key] = swarm
+        if size and size != swarm.size:
+            swarm.resize(size)
         for address in seeds:
             swarm.add_server_seed(address)
         self.names[key] = name or self.names.get(key, key.hex())
         return key
+
+    def set_server_seeds(self, info_hash: str, seeds: Iterable[Address]) -> None:
+        """Every live server's seeder for a published info-hash (several servers)."""
+        swarm = self.swarms.get(bytes.fromhex(info_hash))
+        if swarm is not None:
+            swarm.set_server_seeds(seeds)
 
     def unpublish(self, info_hash: bytes) -> None:
         self.swarms.pop(info_hash, None)
@@ -342,13 +469,12 @@ class Tracker:
         me = swarm.update(a, now)
         numwant = self.policy.default_numwant if a.numwant < 0 else a.numwant
         peers = [] if me is None else select_peers(swarm, me, numwant, self.policy, rng)
-        stats = swarm.stats()
         storm = swarm.leechers() > 0
         return {
             "interval": self.policy.storm_interval if storm else self.policy.interval,
             "min interval": self.policy.min_interval,
-            "complete": stats.seeds,
-            "incomplete": stats.leechers,
+            "complete": swarm.seeds,
+            "incomplete": swarm.leechers(),
             "peers": compact_peers(peers) if a.compact else peer_dicts(peers),
         }
 
@@ -361,10 +487,18 @@ def handle_announce(
     tracker: Tracker, raw_query: str, remote_ip: str, now: float, rng: random.Random
 ) -> bytes:
     """Query string in, bencoded body out; never raises for a peer's mistake."""
+    return answer_announce(tracker, raw_query, remote_ip, now, rng)[1]
+
+
+def answer_announce(
+    tracker: Tracker, raw_query: str, remote_ip: str, now: float, rng: random.Random
+) -> tuple[int, bytes]:
+    """(HTTP status, bencoded body): 400 for a malformed query, else 200."""
     try:
-        return bencode.encode(tracker.announce(parse_announce(raw_query, remote_ip), now, rng))
+        body = tracker.announce(parse_announce(raw_query, remote_ip), now, rng)
     except AnnounceError as exc:
-        return failure(str(exc))
+        return exc.status, failure(str(exc))
+    return 200, bencode.encode(body)
 
 
 def tracker_routes(
@@ -377,11 +511,14 @@ def tracker_routes(
 
     @routes.get("/announce")
     async def announce(request: web.Request) -> web.Response:
-        body = handle_announce(
+        status, body = answer_announce(
             tracker, request.rel_url.raw_query_string, request.remote or "", now(), rng
         )
         return web.Response(
-            body=body, content_type="text/plain", headers={"Cache-Control": "no-store"}
+            status=status,
+            body=body,
+            content_type="text/plain",
+            headers={"Cache-Control": "no-store"},
         )
 
     return routes

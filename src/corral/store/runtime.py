@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from corral.store import schema
@@ -19,6 +18,8 @@ def upsert(
     conn: Connection, table: sa.Table, values: dict[str, Any], keep: tuple[str, ...] = ()
 ) -> None:
     """Insert `values`, or update the row with the same primary key (except `keep`)."""
+    from sqlalchemy.dialects import postgresql, sqlite  # only writers need them (start-up time)
+
     dialect = conn.dialect.name
     module: Any = postgresql if dialect == "postgresql" else sqlite
     stmt = module.insert(table).values(**values)

@@ -110,3 +110,98 @@ switches = sa.Table(
     sa.Column("name", sa.String(63), primary_key=True),
     sa.Column("spec", sa.JSON, nullable=False),
 )
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("name", sa.String(63), primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("last_used", sa.Float, nullable=True),
+)
+
+# Node identity (see docs/security.md): only sha256 hashes of the secrets are kept.
+boot_tokens = sa.Table(
+    "boot_tokens",
+    metadata,
+    sa.Column("hash", sa.String(64), primary_key=True),
+    sa.Column("node", sa.String(63), nullable=False, index=True),
+    sa.Column("mac", sa.String(17), nullable=False),
+    sa.Column("ip", sa.String(45), nullable=False),
+    sa.Column("issued", sa.Float, nullable=False),
+    sa.Column("expires", sa.Float, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # live | spent | superseded
+    sa.Column("changed", sa.Float, nullable=True),
+)
+
+node_credentials = sa.Table(
+    "node_credentials",
+    metadata,
+    sa.Column("node", sa.String(63), primary_key=True),
+    sa.Column("hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("mac", sa.String(17), nullable=True),
+    sa.Column("ip", sa.String(45), nullable=True),
+    sa.Column("issued", sa.Float, nullable=False),
+)
+
+enroll_codes = sa.Table(
+    "enroll_codes",
+    metadata,
+    sa.Column("hash", sa.String(64), primary_key=True),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("expires", sa.Float, nullable=False),
+    sa.Column("used", sa.Float, nullable=True),
+    sa.Column("used_by", sa.String(17), nullable=True),
+)
+
+# --- the node agent (migration 0002_node-agent) -------------------------------------------
+
+# No foreign keys to nodes: saving a changed node deletes and re-inserts its row,
+# which would cascade away its facts and runs (node_status has none for the same reason).
+node_facts = sa.Table(
+    "node_facts",
+    metadata,
+    sa.Column("node", sa.String(63), primary_key=True),
+    sa.Column("reported", sa.Float, nullable=False),
+    sa.Column("facts", sa.JSON, nullable=False),
+)
+
+exec_jobs = sa.Table(
+    "exec_jobs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("created", sa.Float, nullable=False, index=True),
+    sa.Column("command", sa.Text, nullable=False),
+    sa.Column("timeout", sa.Float, nullable=False),
+)
+
+exec_runs = sa.Table(
+    "exec_runs",
+    metadata,
+    sa.Column(
+        "job", sa.Integer, sa.ForeignKey("exec_jobs.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("node", sa.String(63), primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("sent", sa.Float, nullable=True),
+    sa.Column("finished", sa.Float, nullable=True),
+    sa.Column("exit_code", sa.Integer, nullable=True),
+    sa.Column("result", sa.JSON, nullable=False),
+    sa.Index("ix_exec_runs_node_state", "node", "state"),
+)
+
+# --- several servers (migration 0007_failover) ---------------------------------------------
+
+# One row per running `corral serve`, keyed by its plain-HTTP URL, its `seen` time renewed
+# by a heartbeat: what a server tells nodes about its peers, and where it fetches artifacts.
+servers = sa.Table(
+    "servers",
+    metadata,
+    sa.Column("url", sa.String(255), primary_key=True),
+    sa.Column("api_url", sa.String(255), nullable=False),
+    sa.Column("address", sa.String(64), nullable=False),
+    sa.Column("bt_port", sa.Integer, nullable=True),
+    sa.Column("started", sa.Float, nullable=False),
+    sa.Column("seen", sa.Float, nullable=False),
+)

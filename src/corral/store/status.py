@@ -22,13 +22,16 @@ from sqlalchemy.engine import Connection
 
 from corral import states
 from corral.inventory.errors import Conflict, NotFound
+from corral.inventory.types import Data
 from corral.store import schema
 from corral.store.runtime import upsert
 
-Data = dict[str, Any]
 STATE_EVENT = "state"
 # keys a report may carry; anything else is dropped rather than stored
 DATA_KEYS = ("ip", "mac", "image", "digest", "bytes", "total", "peers", "error", "message")
+
+# the last error is kept through the reboots that retry, until a boot gets this far
+SUCCEEDED = frozenset({states.HANDOVER, states.BOOTED, states.READY})
 
 
 class TransitionRefused(Conflict):
@@ -58,7 +61,8 @@ def get_status(conn: Connection, node: str) -> Data | None:
 
 
 def status_dict(node: str, state: str, since: float, data: Data) -> Data:
-    return {"node": node, "state": state, "since": since, **data}
+    # str(): a plain string, never a State member, so any serializer (YAML too) takes it
+    return {"node": node, "state": str(state), "since": since, **data}
 
 
 def _merge(old: Data, report: Data, entered: states.NodeState, changed: bool, now: float) -> Data:
@@ -66,6 +70,8 @@ def _merge(old: Data, report: Data, entered: states.NodeState, changed: bool, no
     if entered.state == states.PXE and changed:  # a new boot: forget the last one's progress
         for key in ("bytes", "total", "peers", "times", "message"):
             data.pop(key, None)
+    if entered.state in SUCCEEDED and changed:  # a boot that worked clears an old failure
+        data.pop("error", None)
     data.update({k: v for k, v in report.items() if k in DATA_KEYS and v is not None})
     times = dict(data.get("times") or {})
     times.setdefault(entered.state, entered.since)
@@ -82,12 +88,12 @@ def record_state(
     :raises TransitionRefused: the table does not allow it (unless `force`).
     """
     row = _row(conn, node)
-    current = None if row is None else states.NodeState(row.state, row.since)
+    current = None if row is None else states.NodeState(states.State(row.state), row.since)
     result = states.transition(current, state, now)
     if isinstance(result, states.Refused):
-        if not force:
+        if not force or state not in states.STATES:  # force skips the table, not the names
             raise TransitionRefused(f"node {node}: {result.reason}")
-        result = states.NodeState(state, now)
+        result = states.NodeState(states.State(state), now)
     changed = current is None or result != current
     data = _merge({} if row is None else row.data, report, result, changed, now)
     values = {"node": node, "state": result.state, "since": result.since, "data": data}
@@ -102,7 +108,7 @@ def record_state(
 def append_event(
     conn: Connection, node: str, now: float, was: str, state: str, report: Data
 ) -> Data:
-    data = {"from": was, "state": state}
+    data = {"from": str(was), "state": str(state)}
     data.update({k: v for k, v in report.items() if k in DATA_KEYS and v is not None})
     values = {"time": now, "node": node, "kind": STATE_EVENT, "data": data}
     event_id = conn.execute(sa.insert(schema.events).values(**values)).inserted_primary_key
@@ -161,3 +167,10 @@ def events_since(conn: Connection, after: int = 0, limit: int = 1000) -> list[Da
 
 def last_event_id(conn: Connection) -> int:
     return int(conn.execute(sa.select(sa.func.max(schema.events.c.id))).scalar() or 0)
+
+
+def node_events(conn: Connection, node: str, limit: int = 50) -> list[Data]:
+    """The newest `limit` events of one node, newest first."""
+    table = schema.events
+    query = sa.select(table).where(table.c.node == node).order_by(table.c.id.desc()).limit(limit)
+    return [event_dict(r) for r in conn.execute(query)]

@@ -1,7 +1,7 @@
 """DHCPv4, sans-io: the packet codec, the lease table and the server policy.
 
     parse(bytes) -> Message          build(Message) -> bytes
-    decide(Message, DhcpContext, now) -> Reply | None
+    decide(Message, DhcpContext, now) -> Reply | NoReply | None
 
 `parse` raises only `MalformedPacket` (a `ValueError`). Nothing here opens a
 socket, reads a clock or touches a disk; `corral.services.dhcp` is the
@@ -11,6 +11,7 @@ asyncio transport around it.
 from corral.protocols.dhcp.leases import (
     Lease,
     LeaseChange,
+    LeaseConflict,
     LeaseState,
     LeaseStore,
     LeaseTable,
@@ -41,10 +42,13 @@ from corral.protocols.dhcp.policy import (
     PROXY_PORT,
     BootChoice,
     BootSelector,
+    Decision,
     Destination,
     DhcpContext,
     Discovered,
     NetworkConfig,
+    NoReply,
+    RelayCheck,
     Reply,
     Reservation,
     ReservationLookup,
@@ -65,11 +69,13 @@ __all__ = [
     "ClientId",
     "ClientNdi",
     "Codec",
+    "Decision",
     "Destination",
     "DhcpContext",
     "Discovered",
     "Lease",
     "LeaseChange",
+    "LeaseConflict",
     "LeaseState",
     "LeaseStore",
     "LeaseTable",
@@ -78,10 +84,12 @@ __all__ = [
     "Message",
     "MessageType",
     "NetworkConfig",
+    "NoReply",
     "Opt",
     "OptionValue",
     "Pool",
     "RelayAgentInfo",
+    "RelayCheck",
     "Reply",
     "Reservation",
     "ReservationLookup",

@@ -1,4 +1,4 @@
-"""What the DHCP server answers: `decide(msg, ctx, now) -> Reply | None`, pure.
+"""What the DHCP server answers: `decide(msg, ctx, now) -> Reply | NoReply | None`, pure.
 
 No sockets and no clock: the caller passes the parsed request, a `DhcpContext`
 (server identity, networks, reservation lookup, lease table, boot selector)
@@ -8,11 +8,15 @@ drained by the caller. Boot file selection is a pluggable `BootSelector`
 of corral.
 
 Message handling follows RFC 2131 4.3 (server behaviour); the reply's
-destination follows RFC 2131 4.1 and is returned, not acted on.
+destination follows RFC 2131 4.1 and is returned, not acted on. Silence
+that an operator must hear about (a pool with no free address, a DECLINE
+refused) comes back as a `NoReply` with its reason; plain None means the
+packet was not for us.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -27,7 +31,13 @@ from corral.protocols.dhcp.message import (
     ZERO,
     Message,
 )
-from corral.protocols.dhcp.options import MessageType, Opt, OptionValue, encode_tlv
+from corral.protocols.dhcp.options import (
+    MessageType,
+    Opt,
+    OptionValue,
+    RelayAgentInfo,
+    encode_tlv,
+)
 
 BROADCAST_ADDR = IPv4Address("255.255.255.255")
 PROXY_PORT = 4011
@@ -41,6 +51,7 @@ class ServerIdentity:
     ip: IPv4Address
     http_port: int = 80
     tftp_ip: IPv4Address | None = None
+    dns: bool = False  # this server answers DNS: named when a network sets no DNS servers
 
     @property
     def tftp(self) -> IPv4Address:
@@ -59,6 +70,7 @@ class NetworkConfig:
     cidr: IPv4Network
     gateway: IPv4Address | None = None
     dns: tuple[IPv4Address, ...] = ()
+    ntp: tuple[IPv4Address, ...] = ()
     domain: str | None = None
     mtu: int | None = None
     lease_time: int = 3600
@@ -112,6 +124,9 @@ class BootChoice:
 
 
 BootSelector = Callable[[Message, ServerIdentity], BootChoice | None]
+# Why a relayed request (its option 82) cannot come from the reserved node, or None.
+# Supplied by the server from its switch map (`corral.discovery.port_contradiction`).
+RelayCheck = Callable[[Reservation, RelayAgentInfo], str | None]
 
 
 @dataclass(frozen=True)
@@ -123,6 +138,7 @@ class DhcpContext:
     reservations: ReservationLookup
     leases: LeaseTable
     boot: BootSelector | None = None
+    relay_check: RelayCheck | None = None
     proxy: bool = False
     unicast_to_yiaddr: bool = True
     client_port: int = 68
@@ -152,6 +168,7 @@ class Discovered:
     giaddr: IPv4Address | None
     hostname: str | None
     seen: float
+    client_uuid: bytes | None = None  # option 97 (a Raspberry Pi's names its serial)
 
 
 @dataclass(frozen=True)
@@ -165,11 +182,24 @@ class Reply:
     discovered: Discovered | None = None
 
 
+@dataclass(frozen=True)
+class NoReply:
+    """Silence worth reporting: `reason` for the log, `discovered` to record;
+    `alarm` names the node when the silence refuses a likely impostor (an alarm event)."""
+
+    reason: str
+    discovered: Discovered | None = None
+    alarm: str | None = None
+
+
+Decision = Reply | NoReply | None
+
+
 # ---------------------------------------------------------------- entry point
 
 
-def decide(msg: Message, ctx: DhcpContext, now: float, *, port: int = 67) -> Reply | None:
-    """The reply to `msg` (received on server `port`), or None to stay silent."""
+def decide(msg: Message, ctx: DhcpContext, now: float, *, port: int = 67) -> Decision:
+    """The reply to `msg` (received on server `port`); `NoReply` or None to stay silent."""
     if msg.op != BOOTREQUEST or msg.htype != 1 or msg.hlen != 6:
         return None
     if ctx.proxy:
@@ -257,21 +287,52 @@ def _confirm(
 # ---------------------------------------------------------------- handlers
 
 
-def _discover(msg: Message, ctx: DhcpContext, now: float) -> Reply | None:
+def _wrong_port(msg: Message, ctx: DhcpContext) -> NoReply | None:
+    """A relayed request for a reserved node from a switch port that is not the node's.
+
+    Its reserved address is refused: whoever asks from another port is not the
+    node (or the node was moved without updating the switch map).
+    """
+    relay = msg.relay_info
+    res = ctx.reservations.by_mac(msg.mac)
+    if relay is None or res is None or ctx.relay_check is None:
+        return None
+    why = ctx.relay_check(res, relay)
+    if why is None:
+        return None
+    node = res.hostname or res.mac
+    return NoReply(f"{msg.mac} asks for {node}'s address {res.ip}, but {why}: refused", alarm=node)
+
+
+def _discover(msg: Message, ctx: DhcpContext, now: float) -> Decision:
     seg = _segment(msg, ctx)
     if seg is None:
         return None
+    refused = _wrong_port(msg, ctx)
+    if refused is not None:
+        return refused
     found = _assign(msg, ctx, seg, now, msg.requested_ip)
-    if found is None:
-        return None
-    return _lease_reply(msg, ctx, MessageType.OFFER, found, now)
+    if found is not None:
+        return _lease_reply(msg, ctx, MessageType.OFFER, found, now)
+    discovered = _discovered(msg, ctx, now)
+    if discovered is not None and seg.dynamic_range is not None:
+        return NoReply(f"network {seg.name}: no free address in {_pool_text(seg)}", discovered)
+    return None
 
 
-def _request(msg: Message, ctx: DhcpContext, now: float) -> Reply | None:
+def _pool_text(seg: NetworkConfig) -> str:
+    pool = seg.dynamic_range
+    return f"{pool.start}-{pool.end}" if pool is not None else "no range"
+
+
+def _request(msg: Message, ctx: DhcpContext, now: float) -> Reply | NoReply | None:
     sid = msg.server_id
     if sid is not None and sid != ctx.server.ip:
         _forget_offer(ctx, msg.mac)  # the client chose another server
         return None
+    refused = _wrong_port(msg, ctx)
+    if refused is not None:
+        return refused
     want = msg.requested_ip or (msg.ciaddr if msg.ciaddr != ZERO else None)
     seg = _segment(msg, ctx)
     if want is None or seg is None:
@@ -302,10 +363,26 @@ def _release(msg: Message, ctx: DhcpContext, now: float) -> None:
         ctx.leases.release(msg.mac, msg.ciaddr)
 
 
-def _decline(msg: Message, ctx: DhcpContext, now: float) -> None:
+def _decline(msg: Message, ctx: DhcpContext, now: float) -> NoReply | None:
+    """Honoured only from the client holding `ip`, and never for a reserved address.
+
+    A DECLINE is unauthenticated: honoured from anyone, two forged packets
+    naming two reserved addresses would lock both nodes out of DHCP.
+    """
     ip = msg.requested_ip
-    if _ours(msg, ctx) and ip is not None:
-        ctx.leases.decline(msg.mac, ip, now)
+    if not _ours(msg, ctx) or ip is None:
+        return None
+    lease = ctx.leases.lookup(msg.mac)
+    if lease is None or lease.ip != ip:
+        return NoReply(f"DECLINE of {ip} from {msg.mac}, which does not hold it: ignored")
+    reserved = ctx.reservations.by_ip(ip)
+    if reserved is not None:
+        return NoReply(
+            f"DECLINE of {ip} from {msg.mac}: reserved for {reserved.hostname or reserved.mac}, "
+            "kept in use (another machine may be using that address)"
+        )
+    ctx.leases.decline(msg.mac, ip, now)
+    return None
 
 
 def _inform(msg: Message, ctx: DhcpContext, now: float) -> Reply | None:
@@ -320,7 +397,7 @@ def _inform(msg: Message, ctx: DhcpContext, now: float) -> Reply | None:
     return _route(msg, ctx, reply, None)
 
 
-_Handler = Callable[[Message, DhcpContext, float], Reply | None]
+_Handler = Callable[[Message, DhcpContext, float], Decision]
 _HANDLERS: dict[int, _Handler] = {
     MessageType.DISCOVER: _discover,
     MessageType.REQUEST: _request,
@@ -371,6 +448,10 @@ def _network_options(
         options[Opt.ROUTER] = (network.gateway,)
     if network.dns:
         options[Opt.DNS] = network.dns
+    elif ctx.server.dns:
+        options[Opt.DNS] = (ctx.server.ip,)
+    # time comes from the corral server unless the network names its own sources
+    options[Opt.NTP] = network.ntp or (ctx.server.ip,)
     if network.domain:
         options[Opt.DOMAIN] = network.domain
     if network.mtu:
@@ -467,4 +548,10 @@ def _discovered(msg: Message, ctx: DhcpContext, now: float) -> Discovered | None
         giaddr=msg.giaddr if msg.giaddr != ZERO else None,
         hostname=msg.hostname,
         seen=now,
+        client_uuid=_uuid_bytes(msg),
     )
+
+
+def _uuid_bytes(msg: Message) -> bytes | None:
+    value = msg.options.get(Opt.CLIENT_UUID)
+    return value.bytes if isinstance(value, uuid.UUID) else None

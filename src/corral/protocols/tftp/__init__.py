@@ -5,7 +5,13 @@ transfer driven by datagrams and a clock; `TftpRoot` decides what a filename
 means. The asyncio server around them is `corral.services.tftp`.
 """
 
-from corral.protocols.tftp.files import BytesSource, FileSource, MappedFileSource
+from corral.protocols.tftp.files import (
+    BytesSource,
+    FileSource,
+    NetasciiSource,
+    NoRollover,
+    OpenFileSource,
+)
 from corral.protocols.tftp.packets import (
     Ack,
     Data,
@@ -32,9 +38,11 @@ __all__ = [
     "FileProvider",
     "FileSource",
     "MalformedPacket",
-    "MappedFileSource",
+    "NetasciiSource",
+    "NoRollover",
     "OAck",
     "Opcode",
+    "OpenFileSource",
     "Packet",
     "ReadSession",
     "Request",

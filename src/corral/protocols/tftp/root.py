@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from corral.protocols.tftp.files import FileSource, MappedFileSource
+from corral.protocols.tftp.files import FileSource, OpenFileSource
 from corral.protocols.tftp.packets import ErrorCode, TftpError
 
 Address = tuple[str, int]
@@ -105,6 +105,6 @@ def _open_regular(real: Path) -> FileSource:
         os.close(fd)
         raise TftpError(ErrorCode.ACCESS_VIOLATION, "not a regular file")
     try:
-        return MappedFileSource(fd)
+        return OpenFileSource(fd)
     except OSError:
         raise TftpError(ErrorCode.ACCESS_VIOLATION, "cannot read file") from None

@@ -54,11 +54,16 @@ MAX_WINDOWSIZE = 65535
 
 @dataclass(frozen=True)
 class SessionConfig:
-    """Server-side limits. `max_blksize` 1468 fits a 1500-byte Ethernet MTU."""
+    """Server-side limits. `max_blksize` 1468 fits a 1500-byte Ethernet MTU.
+
+    `max_timeout` bounds the client's `timeout` option (RFC 2349 allows 255 s):
+    a transfer nobody answers is dropped after at most max_timeout x (retries + 1).
+    """
 
     max_blksize: int = 1468
     max_windowsize: int = 64
     timeout: float = 1.0
+    max_timeout: int = 10
     max_retries: int = 5
 
     def __post_init__(self) -> None:
@@ -68,6 +73,8 @@ class SessionConfig:
             raise ValueError(f"max_windowsize must be in 1..{MAX_WINDOWSIZE}")
         if self.timeout <= 0 or self.max_retries < 0:
             raise ValueError("timeout must be positive and max_retries not negative")
+        if not 1 <= self.max_timeout <= 255:
+            raise ValueError("max_timeout must be in 1..255")
 
 
 class SessionState(Enum):
@@ -100,6 +107,7 @@ class ReadSession:
         self.windowsize = 1
         self.timeout = self.config.timeout
         self.retransmits = 0
+        self.abandoned = False  # the peer stopped after the OACK or first block: a probe
         self.error: str | None = None
         self.state = SessionState.SENDING
         self._source = source
@@ -131,6 +139,16 @@ class ReadSession:
                 return
         accepted = self._negotiate(request.options)
         self._total = self._source.size // self.blksize + 1
+        if self._total > MAX_BLOCK and not getattr(self._source, "rollover", True):
+            size, blocks = self._source.size, self._total
+            self._refuse(
+                TftpError(
+                    ErrorCode.NOT_DEFINED,
+                    f"file of {size} bytes needs {blocks} blocks of {self.blksize} bytes; "
+                    f"this client cannot count past {MAX_BLOCK} blocks",
+                )
+            )
+            return
         if accepted:
             self._oack = build(OAck(accepted))
             self._oack_due = True
@@ -148,7 +166,7 @@ class ReadSession:
                 accepted[name] = str(self.blksize)
             elif name == "tsize":
                 accepted[name] = str(self._source.size)
-            elif name == "timeout" and 1 <= value <= 255:
+            elif name == "timeout" and 1 <= value <= self.config.max_timeout:
                 self.timeout = float(value)
                 accepted[name] = str(value)
             elif name == "windowsize" and value >= 1:
@@ -181,16 +199,18 @@ class ReadSession:
         if isinstance(packet, Ack):
             self._on_ack(packet.block)
         elif isinstance(packet, ErrorPacket):
+            self.abandoned = self._acked == 0
             self._finish(SessionState.FAILED, f"peer error {packet.code}: {packet.message}")
 
     def datagrams_to_send(self, now: float) -> list[bytes]:
-        out, self._outbox = self._outbox, []
+        out: list[bytes] = []
         if self.state is SessionState.NEGOTIATING and self._oack_due:
             out.append(self._oack)
             self._oack_due = False
             self._deadline = now + self.timeout
         elif self.state is SessionState.SENDING:
             out.extend(self._window(now))
+        out, self._outbox = out + self._outbox, []
         return out
 
     def get_timer(self) -> float | None:
@@ -220,14 +240,25 @@ class ReadSession:
         end = min(self._acked + self.windowsize, self._total)
         if self._next > end:
             return []
-        blocks = [self._block(k) for k in range(self._next, end + 1)]
+        blocks: list[bytes] = []
+        for k in range(self._next, end + 1):
+            block = self._block(k)
+            if block is None:
+                self._refuse(TftpError(ErrorCode.NOT_DEFINED, "file changed while being sent"))
+                return blocks
+            blocks.append(block)
         self._highest_sent = max(self._highest_sent, end)
         self._next = end + 1
         self._deadline = now + self.timeout
         return blocks
 
-    def _block(self, k: int) -> bytes:
-        return build_data(k, self._source.read((k - 1) * self.blksize, self.blksize))
+    def _block(self, k: int) -> bytes | None:
+        """DATA block k, or None if the file no longer holds the bytes it had at open."""
+        offset = (k - 1) * self.blksize
+        payload = self._source.read(offset, self.blksize)
+        if len(payload) != min(self.blksize, self._source.size - offset):
+            return None
+        return build_data(k, payload)
 
     def _on_ack(self, block: int) -> None:
         if self.state is SessionState.NEGOTIATING:

@@ -12,12 +12,23 @@ from aiohttp import web
 
 from corral.actions import inventory_data
 from corral.inventory import ops
-from corral.inventory.errors import InventoryError
 from corral.inventory.fileformat import public_dict
 from corral.inventory.hostlists import expand
-from corral.inventory.models import Cluster, Record
+from corral.inventory.models import Network, Profile, Record
 from corral.services.dhcp_store import list_leases
+from corral.services.http.bodies import (
+    AdoptRequest,
+    ApplyRequest,
+    NodesAdd,
+    NodesChange,
+    NodesDelete,
+    RecordChanges,
+)
 from corral.services.http.context import context_of
+from corral.services.http.limits import MiB, body_limit
+from corral.services.http.names import names_list
+from corral.services.http.routing import accepts, parsed
+from corral.store.inventory import SECRETS
 
 routes = web.RouteTableDef()
 KINDS = {"networks": "network", "profiles": "profile"}
@@ -27,19 +38,9 @@ def record_json(record: Record) -> dict[str, Any]:
     return record.model_dump(mode="json", exclude_defaults=True)
 
 
-async def body(request: web.Request) -> dict[str, Any]:
-    data = await request.json()
-    if not isinstance(data, dict):
-        raise InventoryError("request body must be a JSON object")
-    return data
-
-
-def names_of(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return expand(value)
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return value
-    raise InventoryError("'names' must be a hostlist string or a list of names")
+def record_data(record: Record) -> dict[str, Any]:
+    """A validated record as the actions take it: the fields the caller gave, secrets kept."""
+    return record.model_dump(mode="json", exclude_unset=True, context=SECRETS)
 
 
 @routes.get("/api/v1/inventory")
@@ -67,18 +68,20 @@ async def get_record(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/{kind:networks|profiles}")
+@accepts({"networks": Network, "profiles": Profile}, key="kind")
 async def add_record(request: web.Request) -> web.Response:
     ctx = context_of(request)
-    data = await body(request)
     kind = request.match_info["kind"]
+    data = record_data(await parsed(request, Network if kind == "networks" else Profile))
     add = ctx.actions.add_network if kind == "networks" else ctx.actions.add_profile
     return web.json_response(record_json(await ctx.run(add, data)), status=201)
 
 
 @routes.patch("/api/v1/{kind:networks|profiles}/{name}")
+@accepts(RecordChanges)
 async def set_record(request: web.Request) -> web.Response:
     ctx = context_of(request)
-    data = await body(request)
+    data = (await parsed(request, RecordChanges)).root
     kind = request.match_info["kind"]
     change = ctx.actions.set_network if kind == "networks" else ctx.actions.set_profile
     return web.json_response(record_json(await ctx.run(change, request.match_info["name"], data)))
@@ -116,49 +119,43 @@ async def get_node(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/nodes")
+@accepts(NodesAdd)
 async def add_nodes(request: web.Request) -> web.Response:
     ctx = context_of(request)
-    data = await body(request)
+    data = await parsed(request, NodesAdd)
     nodes = await ctx.run(
-        ctx.actions.add_nodes,
-        names_of(data.get("names")),
-        data.get("data") or {},
-        mac=data.get("mac"),
-        ip=data.get("ip"),
+        ctx.actions.add_nodes, names_list(data.names), data.data, mac=data.mac, ip=data.ip
     )
     return web.json_response([record_json(n) for n in nodes], status=201)
 
 
 @routes.patch("/api/v1/nodes")
+@accepts(NodesChange)
 async def set_nodes(request: web.Request) -> web.Response:
     ctx = context_of(request)
-    data = await body(request)
+    data = await parsed(request, NodesChange)
     nodes = await ctx.run(
-        ctx.actions.set_nodes,
-        names_of(data.get("names")),
-        data.get("changes") or {},
-        mac=data.get("mac"),
-        ip=data.get("ip"),
+        ctx.actions.set_nodes, names_list(data.names), data.changes, mac=data.mac, ip=data.ip
     )
     return web.json_response([record_json(n) for n in nodes])
 
 
 @routes.delete("/api/v1/nodes")
+@accepts(NodesDelete)
 async def delete_nodes(request: web.Request) -> web.Response:
     ctx = context_of(request)
-    names = names_of((await body(request)).get("names"))
+    names = names_list((await parsed(request, NodesDelete)).names)
     await ctx.run(ctx.actions.delete_nodes, names)
     return web.json_response({"deleted": names})
 
 
 @routes.post("/api/v1/apply")
+@body_limit(256 * MiB)  # a 10,000-node cluster file fits comfortably
+@accepts(ApplyRequest)
 async def apply(request: web.Request) -> web.Response:
     ctx = context_of(request)
-    data = await body(request)
-    cluster = Cluster.model_validate(data.get("cluster") or {})
-    plan = await ctx.run(
-        ctx.actions.apply, cluster, bool(data.get("prune")), bool(data.get("dry_run"))
-    )
+    data = await parsed(request, ApplyRequest)
+    plan = await ctx.run(ctx.actions.apply, data.cluster, data.prune, data.dry_run)
     changes = [
         {"action": c.action, "kind": c.kind, "name": c.name, "fields": list(c.fields)}
         for c in plan.changes
@@ -173,13 +170,11 @@ async def discovered(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/discovered/adopt")
+@accepts(AdoptRequest)
 async def adopt(request: web.Request) -> web.Response:
     ctx = context_of(request)
-    data = await body(request)
-    mac, name = data.get("mac"), data.get("name")
-    if not isinstance(mac, str) or not isinstance(name, str):
-        raise InventoryError("adopt needs 'mac' and 'name'")
-    node = await ctx.run(ctx.actions.adopt, mac, name, data.get("profiles"))
+    data = await parsed(request, AdoptRequest)
+    node = await ctx.run(ctx.actions.adopt, data.mac, data.name, data.profiles)
     return web.json_response(record_json(node))
 
 

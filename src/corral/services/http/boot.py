@@ -1,9 +1,18 @@
-"""Boot endpoints for firmware (no token: iPXE cannot carry one).
+"""Boot endpoints for firmware (iPXE cannot carry a credential).
 
-`/boot/{mac}.ipxe` gives a known machine its boot script; an unknown one is
-recorded as discovered and gets a menu of unassigned node names (Luna's way)
-or "register and wait". Adopting through the menu only ever claims a node
-that has no MAC yet, so a machine cannot take over a node that has one.
+`/boot/{mac}.ipxe` gives a known machine its boot script, with this boot's
+single-use token on the kernel command line (`corral.token=`, see
+`nodeauth`). The token is minted only when the request comes from one of the
+node's own addresses (its reserved IP, or a live lease of its MAC), and only
+from that address can it be spent, so a host elsewhere on the network gets
+no token and changes nothing. Fetching the script changes no state: the boot
+starts (`pxe`) when the initramfs spends the token.
+
+An unknown machine is recorded as discovered and gets a menu of unassigned
+node names (Luna's way) or "register and wait". Adopting through the menu
+needs a one-time enrollment code that an admin made (`corral node
+enroll-code`), or the admin token, and only ever claims a node that has no
+MAC yet.
 """
 
 from __future__ import annotations
@@ -11,69 +20,72 @@ from __future__ import annotations
 import logging
 import time
 
-import sqlalchemy as sa
 from aiohttp import web
-from sqlalchemy.engine import Connection
 
 from corral.boot import ipxe
-from corral.boot.decide import ImageBoot, boot_files
+from corral.boot.decide import ImageBoot, boot_files, boots_from_disk, with_boot_token, with_mode
+from corral.images.records import Artifacts
 from corral.inventory.errors import InventoryError
 from corral.inventory.types import check_mac_or_error
+from corral.services.http.artifacts import file_in_root
+from corral.services.http.auth import is_admin
 from corral.services.http.context import HttpContext, context_of
-from corral.services.http.nodeboot import artifact_entry
-from corral.store import schema
-from corral.store.inventory import load_node_view, node_name_by_mac
+from corral.services.http.nodeauth import source_ip
+from corral.services.http.nodeself import artifact_url, packed
+from corral.store.bootplan import boot_plan
+from corral.store.credentials import mint_boot_token, node_addresses, spend_enroll_code
+from corral.store.inventory import (
+    is_unassigned,
+    load_node_view,
+    node_name_by_mac,
+    unassigned_nodes,
+)
 from corral.store.runtime import record_discovered
-from corral.store.status import record_state
 
 log = logging.getLogger("corral.http.boot")
 routes = web.RouteTableDef()
 MENU_LIMIT = 40
+MAX_CODE = 64
 
 
 def ipxe_response(text: str) -> web.Response:
     return web.Response(text=text, content_type="text/plain", headers={"Cache-Control": "no-store"})
 
 
-def image_boot(conn: Connection, image: str, server_url: str) -> ImageBoot | None:
-    spec = conn.execute(
-        sa.select(schema.images.c.spec).where(schema.images.c.name == image)
-    ).scalar()
-    artifacts = (spec or {}).get("artifacts") or {}
-    kernel = artifact_entry(artifacts.get("kernel"), server_url)
-    initramfs = artifact_entry(artifacts.get("initramfs"), server_url)
-    if kernel is None or initramfs is None:
-        return None
-    return ImageBoot(kernel["url"], initramfs["url"])
-
-
-def unassigned_nodes(conn: Connection) -> list[str]:
-    """Nodes with an interface but no MAC: candidates for an unknown machine."""
-    rows = conn.execute(
-        sa.select(schema.interfaces.c.node)
-        .where(schema.interfaces.c.mac.is_(None))
-        .order_by(schema.interfaces.c.node)
-        .limit(MENU_LIMIT)
-    )
-    return [r[0] for r in rows]
-
-
-def script_for(ctx: HttpContext, mac: str) -> str:
+def script_for(ctx: HttpContext, mac: str, ip: str) -> str:
+    now = time.time()
+    retry = f"{ctx.server_url}/boot/{mac}.ipxe"
     with ctx.corral.store.transaction() as conn:
         name = node_name_by_mac(conn, mac)
         if name is None:
-            record_discovered(conn, mac, {"source": "ipxe"}, time.time())
-            return ipxe.discovery_menu(mac, ctx.server_url, unassigned_nodes(conn))
-        record_state(conn, name, "pxe", time.time(), mac=mac)
+            record_discovered(conn, mac, {"source": "ipxe"}, now)
+            return ipxe.discovery_menu(mac, ctx.server_url, unassigned_nodes(conn, MENU_LIMIT))
+        if ip not in node_addresses(conn, name, now):
+            log.warning("no boot token for %s (node %s): %s is not its address", mac, name, ip)
+            return ipxe.wait_script(f"address {ip} is not node {name}'s", retry, seconds=30)
         view = load_node_view(conn, name)
         assert view is not None
         eff = view.effective(name)
-        image = eff.settings.image
-        artifacts = image_boot(conn, image, ctx.server_url) if image else None
-        files = boot_files(eff, mac, ctx.server_url, artifacts)
-    if isinstance(files, str):
-        return ipxe.wait_script(files, f"{ctx.server_url}/boot/{mac}.ipxe", seconds=30)
-    return ipxe.node_script(name, files)
+        plan = boot_plan(conn, name)
+        if boots_from_disk(eff, plan.installed is not None, plan.override):
+            return ipxe.local_disk_script(name, retry)
+        if plan.override:
+            eff = with_mode(eff, plan.override)
+        arts = packed(conn, eff.settings.image)
+        image = None if arts is None else image_boot(ctx.http_bases, arts)
+        files = boot_files(eff, mac, ctx.node_url, image, tuple(ctx.api_bases))
+        if isinstance(files, str):
+            return ipxe.wait_script(files, retry, seconds=30)
+        token = mint_boot_token(conn, name, mac, ip, now)
+    return ipxe.node_script(name, with_boot_token(files, token))
+
+
+def image_boot(bases: list[str], arts: Artifacts) -> ImageBoot:
+    """Kernel and initramfs at the first of `bases`, and at each other server in turn."""
+    urls = [
+        (artifact_url(b, arts.kernel.sha256), artifact_url(b, arts.initramfs.sha256)) for b in bases
+    ]
+    return ImageBoot(*urls[0], mirrors=tuple(urls[1:]))
 
 
 def mac_of(request: web.Request) -> str:
@@ -87,7 +99,8 @@ def mac_of(request: web.Request) -> str:
 async def boot_script(request: web.Request) -> web.Response:
     ctx = context_of(request)
     mac = mac_of(request)
-    text = await ctx.run(script_for, ctx, mac)
+    text = await ctx.run(script_for, ctx, mac, source_ip(request))
+    # the second line is the script's comment: never the token
     log.info("boot script for %s from %s: %s", mac, request.remote, text.splitlines()[1])
     return ipxe_response(text)
 
@@ -96,27 +109,41 @@ async def boot_script(request: web.Request) -> web.Response:
 async def firmware_file(request: web.Request) -> web.StreamResponse:
     """iPXE for UEFI HTTP boot, from the TFTP root (fixed names only)."""
     ctx = context_of(request)
-    path = ctx.tftp_root / request.match_info["path"]
-    if not path.is_file():
+    path = file_in_root(ctx.tftp_root, request.match_info["path"])
+    if path is None:
         raise web.HTTPNotFound(text="not installed: run corral init\n")
     log.info("firmware %s to %s", request.match_info["path"], request.remote)
     return web.FileResponse(path)
 
 
-def adopt_unassigned(ctx: HttpContext, mac: str, name: str) -> str:
+def adopt_unassigned(ctx: HttpContext, mac: str, name: str, code: str | None) -> str:
+    """Adopt `name` for `mac` if the code (None: the admin asked) is good and `name` is free."""
+    retry = f"{ctx.server_url}/boot/{mac}.ipxe"
     with ctx.corral.store.transaction() as conn:
-        if name not in unassigned_nodes(conn):
-            return ipxe.wait_script(
-                f"node {name} is not free to adopt", f"{ctx.server_url}/boot/{mac}.ipxe"
-            )
+        if not is_unassigned(conn, name):
+            return ipxe.wait_script(f"node {name} is not free to adopt", retry)
+        refused = None if code is None else spend_enroll_code(conn, code, mac, time.time())
+    if refused is not None:
+        return ipxe.wait_script(f"{refused} (corral node enroll-code makes one)", retry)
     ctx.actions.adopt(mac, name)
-    return ipxe.wait_script(f"this machine is now {name}", f"{ctx.server_url}/boot/{mac}.ipxe", 1)
+    return ipxe.wait_script(f"this machine is now {name}", retry, 1)
 
 
 @routes.get("/boot/{mac}/adopt/{name}.ipxe")
 async def adopt(request: web.Request) -> web.Response:
+    """Adopt a free node: `?code=` a one-time enrollment code, or the admin token."""
     ctx = context_of(request)
-    text = await ctx.run(adopt_unassigned, ctx, mac_of(request), request.match_info["name"])
+    mac = mac_of(request)
+    code = request.query.get("code", "")[:MAX_CODE]
+    admin = await is_admin(request)
+    if not admin and not code:
+        text = ipxe.wait_script(
+            "adopting needs an enrollment code (corral node enroll-code)",
+            f"{ctx.server_url}/boot/{mac}.ipxe",
+        )
+        return ipxe_response(text)
+    given = None if admin else code
+    text = await ctx.run(adopt_unassigned, ctx, mac, request.match_info["name"], given)
     return ipxe_response(text)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -30,11 +29,10 @@ def status_of(exc: InventoryError) -> int:
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Malformed bodies arrive as `InventoryError` from `bodies.read_json`, their one reader."""
     try:
         return await handler(request)
     except InventoryError as exc:
         return json_error(status_of(exc), str(exc))
     except ValidationError as exc:
         return json_error(400, str(describe(exc, "request body")))
-    except json.JSONDecodeError as exc:
-        return json_error(400, f"request body is not valid JSON: {exc}")

@@ -18,12 +18,12 @@ import asyncio
 import contextlib
 import json
 import time
-from typing import Any
 
 from aiohttp import web
 
-from corral.inventory.errors import InventoryError
 from corral.inventory.hostlists import expand
+from corral.inventory.types import Data
+from corral.services.http.bodies import MAX_INT, bounded_int, int_query
 from corral.services.http.context import CONTEXT, HttpContext, context_of
 from corral.store.status import events_since, last_event_id
 
@@ -31,7 +31,7 @@ routes = web.RouteTableDef()
 POLL_SECONDS = 1.0
 KEEPALIVE_SECONDS = 15.0
 BATCH = 500
-Data = dict[str, Any]
+MAX_KINDS_TEXT = 1000
 
 
 class EventHub:
@@ -89,13 +89,35 @@ async def get_status(request: web.Request) -> web.Response:
 
 
 def read_events(ctx: HttpContext, after: int, limit: int = BATCH) -> list[Data]:
-    with ctx.corral.store.transaction() as conn:
+    with ctx.corral.store.reading() as conn:
         return events_since(conn, after, limit)
 
 
 def read_last_id(ctx: HttpContext) -> int:
-    with ctx.corral.store.transaction() as conn:
+    with ctx.corral.store.reading() as conn:
         return last_event_id(conn)
+
+
+async def found_events(request: web.Request, ctx: HttpContext, after: int) -> list[Data]:
+    """`?format=json`: a page of events, filtered by `names`, `kind`, `start`, `newest`."""
+    limit = int_query(request, "limit", BATCH, 1, 10 * BATCH)
+    kinds = request.query.get("kind")
+    start = request.query.get("start")
+    try:
+        since = None if start is None else float(start)
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"start must be a time in seconds, not {start!r}") from None
+    if kinds is not None and len(kinds) > MAX_KINDS_TEXT:
+        raise web.HTTPBadRequest(text=f"kind: at most {MAX_KINDS_TEXT} characters")
+    return await ctx.run(
+        ctx.actions.find_events,
+        after,
+        limit,
+        names_query(request),
+        kinds.split(",") if kinds else None,
+        since,
+        request.query.get("newest") == "1",
+    )
 
 
 def cursor_of(request: web.Request) -> int | None:
@@ -103,11 +125,7 @@ def cursor_of(request: web.Request) -> int | None:
     text = request.headers.get("Last-Event-ID") or request.query.get("since")
     if text is None or text == "":
         return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise InventoryError(f"event id {text!r} is not a number") from None
-    return max(value, 0)
+    return bounded_int(text, "event id", 0, MAX_INT)
 
 
 def sse(event: Data) -> bytes:
@@ -120,8 +138,7 @@ async def get_events(request: web.Request) -> web.StreamResponse:
     ctx = context_of(request)
     cursor = cursor_of(request)
     if request.query.get("format") == "json":
-        limit = min(int(request.query.get("limit", BATCH)), 10 * BATCH)
-        return web.json_response(await ctx.run(read_events, ctx, cursor or 0, limit))
+        return web.json_response(await found_events(request, ctx, cursor or 0))
     if cursor is None:
         cursor = await ctx.run(read_last_id, ctx)
     return await stream(request, ctx, cursor)

@@ -1,0 +1,86 @@
+"""Scale model of a boot storm, calibrated on bench/provision runs: `model.py [LABEL [CLIENT]]`.
+
+Phases, one after the other (an upper bound: in a real storm they overlap):
+
+1. boot artifacts over HTTP: every node fetches the kernel and the initramfs from
+   the server, so they take N x (kernel + initramfs) / server link (or one node's
+   link, if that is slower);
+2. the image over the swarm: (image / node link) x k(N), with
+   k(N) = k1 + c x log2(N) fitted (least squares) on the swarm runs of LABEL
+   with node client CLIENT (default aria2c, what the initramfs carries) in
+   results.jsonl (time of the last node / limit): each doubling of N adds about
+   one more hop for the last pieces to travel;
+3. unpack: image / unpack rate on the node (zstd + tar into tmpfs), not hidden
+   behind the download (corral does not overlap them yet).
+
+Firmware POST, DHCP and iPXE are not in the model (Luna's figures include POST).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results.jsonl"
+GB = 1e9
+NODE_BPS = 1e9 / 8  # 1 GbE
+SERVER_BPS = 10e9 / 8  # 10 GbE
+IMAGE = 2 * GB
+KERNEL = 8e6
+INITRAMFS_TODAY = 19.0e6  # measured, docs/images.md
+INITRAMFS_TARGET = 8e6  # issue 13's budget
+UNPACK_BPS = 400e6  # zstd -d | tar -x of a packed image, one core (an assumption)
+SIZES = (256, 1024, 10_000)
+
+
+def fit(label: str, client: str) -> tuple[float, float, list[tuple[int, float]]]:
+    """(k1, c) of k(N) = k1 + c log2 N over the label's BitTorrent runs with that client."""
+    points = []
+    for line in RESULTS.read_text().splitlines():
+        r = json.loads(line)
+        if (r["label"], r["mode"], r["client"]) == (label, "bt", client) and r["time_ratio"]:
+            points.append((int(r["n"]), float(r["time_ratio"])))
+    if len(points) < 2:
+        raise SystemExit(f"need two runs or more labelled {label!r} in {RESULTS}")
+    xs = [math.log2(n) for n, _ in points]
+    ys = [k for _, k in points]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxx = sum((x - mx) ** 2 for x in xs) or 1.0
+    c = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
+    return my - c * mx, c, points
+
+
+def predict(n: int, k1: float, c: float, initramfs: float) -> dict[str, float]:
+    artifacts = max(n * (KERNEL + initramfs) / SERVER_BPS, (KERNEL + initramfs) / NODE_BPS)
+    limit = IMAGE / NODE_BPS
+    swarm = limit * (k1 + c * math.log2(n))
+    unpack = IMAGE / UNPACK_BPS
+    total = artifacts + swarm + unpack
+    unicast = n * IMAGE / SERVER_BPS
+    return {"artifacts": artifacts, "swarm": swarm, "unpack": unpack, "total": total,
+            "http_unicast": unicast}  # fmt: skip
+
+
+def main() -> None:
+    label = sys.argv[1] if len(sys.argv) > 1 else "r3-openseed"
+    client = sys.argv[2] if len(sys.argv) > 2 else "aria2c"
+    k1, c, points = fit(label, client)
+    print(f"calibration ({label}, {client} nodes): "
+          f"k(N) = {k1:.3f} + {c:.3f} log2 N from {sorted(points)}")  # fmt: skip
+    print("| N | boot artifacts (today / 8 MB initramfs) | image over the swarm | unpack "
+          "| total without POST (today / 8 MB) | image by HTTP unicast alone |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- |")
+    for n in SIZES:
+        now = predict(n, k1, c, INITRAMFS_TODAY)
+        target = predict(n, k1, c, INITRAMFS_TARGET)
+        cells = [f"{n:,}", f"{now['artifacts']:.0f} s / {target['artifacts']:.0f} s",
+                 f"{now['swarm']:.0f} s", f"{now['unpack']:.0f} s",
+                 f"{now['total']:.0f} s / {target['total']:.0f} s",
+                 f"{now['http_unicast']:.0f} s"]  # fmt: skip
+        print("| " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
