@@ -74,6 +74,12 @@ class Artifacts(Model):
     single_stage: ArtifactFile | None = Field(
         None, description="The image itself as a cpio initrd (Warewulf-style), if asked for"
     )
+    disk_initrd: ArtifactFile | None = Field(
+        None,
+        description="The distribution's own initrd for the kernel (boot/initrd.img-VERSION), "
+        "packed apart from the image: only a stateful install, which boots from its disk, "
+        "fetches it (so it need not run update-initramfs on the node)",
+    )
     signature: str | None = Field(
         None,
         description="base64 ed25519 signature of the image's sha256 and the torrent's "
@@ -82,7 +88,7 @@ class Artifacts(Model):
 
     def files(self) -> list[ArtifactFile]:
         out: list[ArtifactFile] = [self.image, self.torrent, self.kernel, self.initramfs]
-        return out + ([self.single_stage] if self.single_stage else [])
+        return out + [f for f in (self.single_stage, self.disk_initrd) if f is not None]
 
 
 class Image(Model):
