@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from corral.inventory.errors import Conflict, InventoryError, NotFound
-from corral.inventory.hostlists import compress
+from corral.inventory.hostlists import compress, expand
 
 if TYPE_CHECKING:  # imported where used: most commands need none of them (start-up time)
     import ssl
@@ -165,7 +165,7 @@ class RemoteActions:
         self._call("DELETE", "/nodes", {"names": names})
 
     def nodes(self, names: list[str] | None = None, effective: bool = False) -> list[Data]:
-        params = {"names": compress(names)} if names else {}
+        params = {"names": in_order(names)} if names else {}
         if effective:
             params["effective"] = "1"
         query = "?" + urllib.parse.urlencode(params) if params else ""
@@ -194,7 +194,7 @@ class RemoteActions:
         return Node.model_validate(self._call("POST", "/discovered/adopt", body))
 
     def status(self, names: list[str] | None = None) -> list[Data]:
-        query = "?" + urllib.parse.urlencode({"names": compress(names)}) if names else ""
+        query = "?" + urllib.parse.urlencode({"names": in_order(names)}) if names else ""
         result: list[Data] = self._call("GET", f"/status{query}")
         return result
 
@@ -280,7 +280,7 @@ class RemoteActions:
         return result
 
     def facts(self, names: list[str] | None = None) -> list[Data]:
-        query = "?" + urllib.parse.urlencode({"names": compress(names)}) if names else ""
+        query = "?" + urllib.parse.urlencode({"names": in_order(names)}) if names else ""
         result: list[Data] = self._call("GET", f"/facts{query}")
         return result
 
@@ -296,6 +296,16 @@ class RemoteActions:
         body = {"names": names, "on": on}
         result: list[str] = self._call("POST", "/nodes/service", body)["nodes"]
         return result
+
+
+def in_order(names: list[str]) -> str:
+    """A hostlist that expands to `names` in their order (the server answers in it).
+
+    `compress` sorts: `n2,n1` would come back as n1, n2 where the local
+    backend keeps the order given. Names out of order are sent as a comma list.
+    """
+    short = compress(names)
+    return short if expand(short) == names else ",".join(names)
 
 
 def _seg(name: str) -> str:

@@ -113,6 +113,10 @@ def test_node_list_through_a_server_loads_no_database_library_and_no_models(
     local_out, local_heavy = run_cli_listing_modules(["node", "list"], local)
     assert local_out == out
     assert "sqlalchemy" in local_heavy and "corral.inventory.models" in local_heavy
+    # names in the order given, from either backend
+    picked = run_cli_listing_modules(["node", "list", "n2,n1"], remote)[0]
+    assert [line.split()[0] for line in picked.splitlines()[2:]] == ["n2", "n1"]
+    assert run_cli_listing_modules(["node", "list", "n2,n1"], local)[0] == picked
     assert json.loads(run_cli_listing_modules(["node", "list", "-o", "json"], remote)[0]) == [
         {
             "name": "n1",
@@ -125,3 +129,13 @@ def test_node_list_through_a_server_loads_no_database_library_and_no_models(
             "interfaces": [{"network": "prov", "ip": "10.78.0.2"}],
         },
     ]
+
+
+def test_settings_flags_take_their_help_from_the_models_when_help_is_shown() -> None:
+    from corral.inventory.models import NodeSettings, PowerSettings
+
+    shown = click.testing.CliRunner().invoke(cli, ["node", "add", "--help"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    for model, field in ((NodeSettings, "image"), (PowerSettings, "address")):
+        description = model.model_fields[field].description
+        assert description and description in shown.output
