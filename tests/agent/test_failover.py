@@ -1,11 +1,11 @@
 """The node agent moves to the next server when its server dies, and back.
 
-Two `corral serve` processes on one database and sealing key, each with its own
-CORRAL_HOME (as tests/services/test_failover.py, here as processes so that one
-can be killed with `-9`); the real agent with both in /etc/corral/servers, as the
-initramfs leaves them. A node's `seen` time in the shared database moves only
-when a live server records a heartbeat, so after a `kill -9` it proves the
-heartbeat reached the other server.
+Two `corral serve` processes on one database (SQLite, then PostgreSQL) and
+sealing key, each with its own CORRAL_HOME (as tests/services/test_failover.py,
+here as processes so that one can be killed with `-9`); the real agent with
+both in /etc/corral/servers, as the initramfs leaves them. A node's `seen` time
+in the shared database moves only when a live server records a heartbeat, so
+after a `kill -9` it proves the heartbeat reached the other server.
 """
 
 from __future__ import annotations
@@ -19,14 +19,24 @@ from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
+import pytest
+
 from corral.app import Corral
-from corral.config import Settings
 from corral.inventory.models import Cluster
 from corral.services.http.agenthub import AgentHub
 from corral.store.status import events_since, get_status
-from tests.agent.conftest import CLUSTER, NodeRoot, Server, credential_for, hardware, wait_until
-from tests.agent.conftest import write as write_file
+from tests.agent.conftest import (
+    CLUSTER,
+    NodeRoot,
+    Server,
+    credential_for,
+    hardware,
+    wait_until,
+    write,
+)
 from tests.helpers.clients import stop, wait_for_text
+
+pytestmark = pytest.mark.slow  # two servers started three times: 10-20 s
 
 CORRAL = [sys.executable, "-m", "corral.cli"]
 TIMEOUT = 4  # --heartbeat-timeout: agents report every second, `lost` after 4 s
@@ -70,10 +80,11 @@ def seen_after(app: Corral, node: str, time: float) -> bool:
 
 
 def test_the_agent_moves_to_the_live_server_when_its_server_is_killed_and_back(
-    tmp_path: Path, corral_home: Path
+    tmp_path: Path, app: Corral
 ) -> None:
-    app = Corral(Settings.from_env())
+    """On SQLite and on PostgreSQL (`app`: the shared database of both servers)."""
     app.apply(Cluster.model_validate(CLUSTER))
+    home = app.paths.home
     env = {k: v for k, v in os.environ.items() if not k.startswith("CORRAL_")}
     env["CORRAL_DATABASE_URL"] = app.settings.database_url
     env["CORRAL_SECRET_KEY_FILE"] = str(app.settings.secret_key_file)
@@ -81,16 +92,16 @@ def test_the_agent_moves_to_the_live_server_when_its_server_is_killed_and_back(
     assert token
     root = NodeRoot(tmp_path / "root-n1", "n1")
     with (
-        corral_serve(corral_home, env) as (first, first_url),
+        corral_serve(home, env) as (first, first_url),
         corral_serve(tmp_path / "second", env) as (second, second_url),
     ):
         hardware(root.path)
         etc = root.path / "etc/corral"
-        write_file(etc / "server", first_url + "\n")
-        write_file(etc / "servers", f"{first_url}\n{second_url}\n")
-        write_file(etc / "node", "n1\n")
+        write(etc / "server", first_url + "\n")
+        write(etc / "servers", f"{first_url}\n{second_url}\n")
+        write(etc / "node", "n1\n")
         server = Server(app, first_url, token, AgentHub())
-        write_file(etc / "node.credential", credential_for(server, "n1") + "\n", 0o600)
+        write(etc / "node.credential", credential_for(server, "n1") + "\n", 0o600)
         root.booting(server)
         root.start()
         try:
@@ -102,7 +113,7 @@ def test_the_agent_moves_to_the_live_server_when_its_server_is_killed_and_back(
 
             # the first again, on another port: the second names it in its heartbeat
             # answers, and the agent goes there when the second dies in turn
-            with corral_serve(corral_home, env) as (_, again_url):
+            with corral_serve(home, env) as (_, again_url):
                 assert again_url not in (first_url, second_url)
                 assert wait_for_text(root.log, again_url, 30), root.log.read_text()
                 second.kill()
