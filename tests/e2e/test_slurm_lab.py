@@ -44,8 +44,10 @@ from corral.lab.workload import (
 )
 from corral.overlays.adminkey import write_known_hosts
 from corral.overlays.render import renderer_for
+from corral.power.run import Action, run_power, targets_for
 from tests.conftest import need, need_tool
 from tests.e2e.debian import cached_tree
+from tests.e2e.polling import states_since
 
 pytestmark = [
     pytest.mark.netns,
@@ -57,6 +59,7 @@ pytestmark = [
 PRESET = "slurm"
 NODES = node_names(3)
 CONTROLLER = NODES[0]
+SAVING = NODES[1:]  # tagged slurm-power=save: Slurm powers them off and on through corral
 BOOT_TIMEOUT = 1200.0  # per node, TCG on a loaded 2-core machine
 SLURM_TIMEOUT = 600.0
 
@@ -103,6 +106,7 @@ def slurm_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmLab]:
     lab = Lab(corral)
     try:
         state = lab.up(opts)
+        LocalActions(corral).set_nodes(list(SAVING), {"tags": {"slurm-power": "save"}})
         report = asyncio.run(
             boot_in_waves(LocalActions(corral), NODES, len(NODES), timeout=BOOT_TIMEOUT)
         )
@@ -213,6 +217,44 @@ def test_ansible_ping_reaches_every_node_through_corrals_inventory(
     assert ran.returncode == 0, ran.stdout + ran.stderr
     for node in NODES:
         assert f"{node} | SUCCESS" in ran.stdout, ran.stdout
+
+
+def power_state(slurm_lab: SlurmLab, node: str) -> str:
+    (result,) = asyncio.run(run_power(targets_for(slurm_lab.corral.read(), [node]), Action.STATUS))
+    return result.result
+
+
+def test_a_job_for_three_nodes_powers_on_the_two_slurm_powered_off_through_corral(
+    slurm_lab: SlurmLab,
+) -> None:
+    shell, corral = slurm_lab.shell, slurm_lab.corral
+    wait_for_slurm(shell, CONTROLLER, NODES, SLURM_TIMEOUT)
+    config = shell.run(CONTROLLER, "scontrol show config | grep -E '^(Resume|Suspend)Program'")
+    assert "/usr/lib/corral/slurm-resume" in config.stdout, config.stdout + config.stderr
+    hostlist = ",".join(SAVING)
+    # Slurm powers them down now (its SuspendProgram calls corral's power API)
+    down = shell.run(CONTROLLER, f"scontrol update NodeName={hostlist} State=POWER_DOWN_FORCE")
+    assert down.returncode == 0, down.stderr
+
+    def powered_off() -> tuple[bool, str]:
+        states = {node: power_state(slurm_lab, node) for node in SAVING}
+        return set(states.values()) == {"off"}, str(states)
+
+    poll("Slurm's SuspendProgram to power them off through corral", powered_off, 300, 3)
+
+    def asleep() -> tuple[bool, str]:
+        listed = shell.run(CONTROLLER, "sinfo -h -N -o '%N %t'").stdout
+        states = sinfo_states(listed)
+        return all(states.get(node, "").endswith("~") for node in SAVING), listed
+
+    poll("sinfo to show them powered down", asleep, 300, 3)
+    asked = time.time()
+    # a job for three: slurmctld's ResumeProgram asks corral to power them on; they boot
+    ran = slurm_lab.as_user(CONTROLLER, f"srun -N{len(NODES)} hostname", timeout=BOOT_TIMEOUT)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert sorted(ran.stdout.split()) == NODES
+    for node in SAVING:  # powered on means a fresh network boot, not a resumed CPU
+        assert "downloading" in states_since(LocalActions(corral), node, asked), node
 
 
 def test_a_node_added_to_the_inventory_joins_slurm_conf_and_slurmctld_within_60_s(

@@ -30,7 +30,7 @@ LAB_PER_TEST = frozenset(
 # (2026-12-03, 2 cores, the Debian trees built in the run); a unit not named is short
 UNIT_MINUTES = {
     "debian_lab": 17.0,
-    "tests/e2e/test_slurm_lab.py": 13.0,
+    "tests/e2e/test_slurm_lab.py": 19.0,
     "tests/e2e/test_stateful_debian.py::test_a_stateful_uefi_node_boots_grub_from_its_esp_with_no_download": 6.0,  # noqa: E501
     "tests/e2e/test_lab_boot.py::test_http_fallback_and_reset_during_download": 3.2,
     "tests/e2e/test_scripts_service_stateful.py::test_a_stateful_node_installs_onto_an_xfs_root_and_installs_again": 2.6,  # noqa: E501

@@ -202,11 +202,15 @@ def _http_ok(url: str) -> bool:
 
 @contextlib.contextmanager
 def qemu_vm(workdir: Path) -> Iterator[tuple[Path, Path]]:
-    """A diskless q35 VM held at start (-S); yields (QMP socket, serial socket)."""
+    """A diskless q35 VM held at start (-S); yields (QMP socket, serial socket).
+
+    A second QMP monitor at `workdir/events.sock` lets a test watch QEMU's events
+    (RESET, STOP, ...) while a driver uses the first."""
     workdir.mkdir(parents=True, exist_ok=True)
     qmp, serial = workdir / "qmp.sock", workdir / "serial.sock"
     argv = ["qemu-system-x86_64", "-accel", "tcg", "-machine", "q35", "-m", "64"]
     argv += ["-nographic", "-nodefaults", "-S", "-qmp", f"unix:{qmp},server,nowait"]
+    argv += ["-qmp", f"unix:{workdir / 'events.sock'},server,nowait"]
     argv += ["-serial", f"unix:{serial},server,nowait", "-display", "none"]
     log = (workdir / "qemu.log").open("wb")
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)

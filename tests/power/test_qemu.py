@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,3 +52,39 @@ def test_off_quit_ends_qemu_and_then_status_is_off(vm: tuple[Path, Path]) -> Non
     assert asyncio.run(driver.status()) == PowerState.OFF
     with pytest.raises(FinalError, match="no QEMU listens"):
         asyncio.run(driver.on())
+
+
+def qmp_events(path: Path) -> socket.socket:
+    """A QMP session on the VM's second monitor, ready to receive events."""
+    watcher = socket.socket(socket.AF_UNIX)
+    watcher.settimeout(10)
+    watcher.connect(str(path))
+    stream = watcher.makefile("rwb")
+    stream.readline()  # greeting
+    stream.write(b'{"execute": "qmp_capabilities"}\n')
+    stream.flush()
+    assert b"return" in stream.readline()
+    return watcher
+
+
+def events_until(watcher: socket.socket, last: str) -> list[str]:
+    """The names of QEMU's events, up to and including `last`."""
+    stream, seen = watcher.makefile("rb"), []
+    while not seen or seen[-1] != last:
+        message = json.loads(stream.readline())
+        if "event" in message:
+            seen.append(message["event"])
+    return seen
+
+
+def test_on_after_off_boots_afresh_as_a_machine_does(vm: tuple[Path, Path]) -> None:
+    qmp_path, _ = vm
+    power = PowerSettings(driver="qemu", address=str(qmp_path))
+    driver = make_driver("vm1", power, Runtime(poll_interval=0.05))
+    with qmp_events(qmp_path.parent / "events.sock") as watcher:
+        asyncio.run(driver.on())  # held with -S: it just starts
+        assert events_until(watcher, "RESUME") == ["RESUME"]
+        asyncio.run(driver.off())
+        assert events_until(watcher, "STOP") == ["STOP"]
+        asyncio.run(driver.on())  # a power-on after off resets: a paused CPU would resume
+        assert events_until(watcher, "RESUME") == ["RESET", "RESUME"]

@@ -2,7 +2,9 @@
 
 The QMP unix socket is `address` (or the option `qmp`). QEMU's states map to
 power like this: running is on; paused, prelaunch (`-S`), shutdown and no
-QEMU listening at all are off. `on` continues the VM (`cont`), `off` stops its
+QEMU listening at all are off. `on` boots the VM as a power-on boots a machine:
+from a VM that was stopped or shut down it resets first, then continues (`cont`;
+a VM held with `-S` just starts); `off` stops its
 CPUs at once (`stop`, or `quit` when `off=quit` ends the process), `soft-off`
 presses the ACPI button (`system_powerdown`), `reset` is `system_reset`.
 The serial console is a unix socket given by the option `serial`
@@ -98,7 +100,7 @@ class QemuDriver(PowerDriver):
 
     async def _on(self) -> None:
         info = await self.command("query-status")
-        if info.get("status") == "shutdown":
+        if info.get("status") in ("shutdown", "paused"):  # off: power on means a fresh boot
             await self.command("system_reset")
         await self.command("cont")
 
