@@ -1,18 +1,21 @@
 """What each part of corral's initramfs costs every node that boots (issue 13: <= 8 MB).
 
     PYTHONPATH=src .venv/bin/python bench/initramfs_size.py [--tree IMAGE_TREE] [--top 25]
+        [--levels 9,12,16,19]
 
 Builds the initramfs exactly as `corral image pack` does (`build_initramfs`, with
 a throwaway PKI) for the kernel of IMAGE_TREE, by default the tiny test image
 (built from the kernel package cached under $CORRAL_TEST_CACHE or
 /var/cache/corral-test, as the tests do), and prints:
 
-- the archive as shipped (bytes each node downloads), and its size raw;
-- one row per part: each program with the shared libraries only it needs; the
+- both archives as shipped: the first part (what every node downloads) and the
+  second (disk tools, dropbear, disk modules: fetched only by nodes that need it);
+- for each, one row per part: each program with the shared libraries only it needs; the
   libraries several programs share; the kernel modules by kind; the CA and
   signing key; init, /etc and the applet links. Each part is compressed on its
   own at the shipped level, so the parts add up to about the whole;
-- the largest single files, each compressed on its own.
+- the first part's largest files, each compressed on its own;
+- with --levels, the first part's whole archive at those zstd levels and the time.
 
 Libraries are attributed from the DT_NEEDED entries of the files in the
 initramfs itself (readelf), so a stubbed library shows its stub's cost.
@@ -21,9 +24,11 @@ initramfs itself (readelf), so a stubbed library shows its stub's cost.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 import tempfile
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -33,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from corral import pki
 from corral.images import initramfs, tree
+from corral.images.cpio import CpioWriter
 from corral.images.tiny import build_tiny_tree
 
 MB = 1_000_000
@@ -96,7 +102,52 @@ def kernel_of(root: Path) -> initramfs.KernelSource:
     return initramfs.KernelSource(root, kernels[-1].version)
 
 
-def report(root: Path, top: int) -> None:
+def part_table(stage: Path, level: int) -> None:
+    rows = []
+    for name, paths in classify(stage).items():
+        raw = sum(p.stat().st_size for p in paths)
+        rows.append((compressed(paths, level), raw, name, len(paths)))
+    rows.sort(reverse=True)
+    print("| part | files | raw MB | compressed MB | share |")
+    print("| --- | --- | --- | --- | --- |")
+    total = sum(r[0] for r in rows)
+    for comp, raw, name, n in rows:
+        print(f"| {name} | {n} | {raw / MB:.2f} | {comp / MB:.2f} | {comp / total:.0%} |")
+    raw_total = sum(r[1] for r in rows)
+    print(f"| sum of the parts | | {raw_total / MB:.2f} | {total / MB:.2f} | |\n")
+
+
+def largest_files(stage: Path, level: int, top: int) -> None:
+    files = sorted(
+        (p for p in stage.rglob("*") if p.is_file() and not p.is_symlink()),
+        key=lambda p: p.stat().st_size,
+        reverse=True,
+    )[:top]
+    print("| largest files | raw MB | compressed MB |")
+    print("| --- | --- | --- |")
+    for p in files:
+        rel = p.relative_to(stage)
+        print(f"| {rel} | {p.stat().st_size / MB:.2f} | {compressed([p], level) / MB:.2f} |")
+    print()
+
+
+def levels_table(stage: Path, levels: list[int]) -> None:
+    """The first part's whole cpio at other zstd levels (one thread: the pack's worst case)."""
+    buf = io.BytesIO()
+    writer = CpioWriter(buf, mtime=0)
+    writer.add_tree(stage)
+    writer.close()
+    raw = buf.getvalue()
+    print("| zstd level (first part, one thread) | MB | seconds |")
+    print("| --- | --- | --- |")
+    for level in levels:
+        start = time.perf_counter()
+        size = len(zstandard.ZstdCompressor(level=level, threads=0).compress(raw))
+        print(f"| {level} | {size / MB:.2f} | {time.perf_counter() - start:.1f} |")
+    print()
+
+
+def report(root: Path, top: int, levels: list[int]) -> None:
     kernel = kernel_of(root)
     level = initramfs.ZSTD_LEVEL
     with tempfile.TemporaryDirectory(prefix="initramfs-size-") as tmp:
@@ -104,39 +155,26 @@ def report(root: Path, top: int) -> None:
         keys = pki.Pki(home / "pki")
         pki.ensure(keys)
         record = initramfs.build_initramfs(home, kernel, keys)
-        stage = Path(tmp) / "stage"
+        stage, part = Path(tmp) / "stage", Path(tmp) / "part"
         stage.mkdir()
+        part.mkdir()
         initramfs.populate(stage, kernel)
+        initramfs.split_tools(stage, part, kernel)
         initramfs.install_trust(stage, keys)
-        raw_total = sum(
-            p.stat().st_size for p in stage.rglob("*") if p.is_file() and not p.is_symlink()
-        )
         print(f"kernel {kernel.version} ({kernel.arch}), image tree {root}")
+        tools_mb = record.tools.size / MB if record.tools else 0.0
         print(
-            f"initramfs as shipped ({record.format}, level {level}): "
-            f"{record.size / MB:.2f} MB; files {raw_total / MB:.1f} MB raw\n"
+            f"initramfs as shipped ({record.format}, level {level}): every node "
+            f"{record.size / MB:.2f} MB; second part (stateful, scripts, service) "
+            f"{tools_mb:.2f} MB\n"
         )
-        rows = []
-        for name, paths in classify(stage).items():
-            raw = sum(p.stat().st_size for p in paths)
-            rows.append((compressed(paths, level), raw, name, len(paths)))
-        rows.sort(reverse=True)
-        print("| part | files | raw MB | compressed MB | share |")
-        print("| --- | --- | --- | --- | --- |")
-        total = sum(r[0] for r in rows)
-        for comp, raw, name, n in rows:
-            print(f"| {name} | {n} | {raw / MB:.2f} | {comp / MB:.2f} | {comp / total:.0%} |")
-        print(f"| sum of the parts | | {raw_total / MB:.2f} | {total / MB:.2f} | |\n")
-        files = sorted(
-            (p for p in stage.rglob("*") if p.is_file() and not p.is_symlink()),
-            key=lambda p: p.stat().st_size,
-            reverse=True,
-        )[:top]
-        print("| largest files | raw MB | compressed MB |")
-        print("| --- | --- | --- |")
-        for p in files:
-            rel = p.relative_to(stage)
-            print(f"| {rel} | {p.stat().st_size / MB:.2f} | {compressed([p], level) / MB:.2f} |")
+        print("First part: what every node downloads\n")
+        part_table(stage, level)
+        largest_files(stage, level, top)
+        if levels:
+            levels_table(stage, levels)
+        print("Second part: fetched by the init for a stateful install, a script, service mode\n")
+        part_table(part, level)
 
 
 def main() -> None:
@@ -144,18 +182,22 @@ def main() -> None:
     parser.add_argument("--tree", type=Path, help="an image tree (default: the tiny test image)")
     parser.add_argument("--top", type=int, default=25, help="how many single files to list")
     parser.add_argument(
+        "--levels", default="", help="zstd levels to try on the first part, e.g. 9,12,16,19"
+    )
+    parser.add_argument(
         "--kernel-cache",
         type=Path,
         default=Path(os.environ.get("CORRAL_TEST_CACHE", "/var/cache/corral-test")),
         help="where the tiny image's kernel package is cached (the tests' cache)",
     )
     args = parser.parse_args()
+    levels = [int(x) for x in args.levels.split(",") if x]
     if args.tree:
-        report(args.tree, args.top)
+        report(args.tree, args.top, levels)
         return
     with tempfile.TemporaryDirectory(prefix="tiny-") as tmp:
         build_tiny_tree(Path(tmp) / "rootfs", args.kernel_cache)
-        report(Path(tmp) / "rootfs", args.top)
+        report(Path(tmp) / "rootfs", args.top, levels)
 
 
 if __name__ == "__main__":

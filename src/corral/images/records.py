@@ -57,6 +57,11 @@ class Initramfs(ArtifactFile):
     modules: list[str] = Field(default_factory=list, description="Modules included (with deps)")
     missing: list[str] = Field(default_factory=list, description="Asked for, not in the kernel")
     init: Literal["agent", "placeholder"] = "placeholder"
+    tools: ArtifactFile | None = Field(
+        None,
+        description="Its second part (disk tools, dropbear, disk modules): fetched by a node "
+        "only for a stateful install, a node script or service mode",
+    )
 
 
 class Artifacts(Model):
@@ -82,6 +87,7 @@ class Artifacts(Model):
 
     def files(self) -> list[ArtifactFile]:
         out: list[ArtifactFile] = [self.image, self.torrent, self.kernel, self.initramfs]
+        out += [self.initramfs.tools] if self.initramfs.tools else []
         return out + ([self.single_stage] if self.single_stage else [])
 
 
