@@ -41,8 +41,9 @@ PROGRAMS = (
 
 
 def unpack(initramfs: Path, dest: Path) -> None:
+    """Unpack over what `dest` holds (the second part over the first, as the init does)."""
     data = subprocess.run(["zstd", "-dc", str(initramfs)], capture_output=True, check=True)
-    subprocess.run(["cpio", "-idm", "--quiet"], input=data.stdout, cwd=dest, check=True)
+    subprocess.run(["cpio", "-idmu", "--quiet"], input=data.stdout, cwd=dest, check=True)
 
 
 def elf_report(path: Path) -> tuple[str, list[str], str | None]:
@@ -67,6 +68,10 @@ def test_arm64_initramfs_has_the_amd64_programs_built_for_arm64(
     stage = tmp_path / "initramfs"
     stage.mkdir()
     unpack(arts.initramfs.path(app.settings.paths.home), stage)
+    # the disk tools and dropbear are in the second part, which the init fetches
+    assert not (stage / "usr/sbin/mkfs.xfs").exists() and not (stage / "sbin/mkfs.xfs").exists()
+    assert arts.initramfs.tools is not None
+    unpack(arts.initramfs.tools.path(app.settings.paths.home), stage)
     for program, _, _ in PROGRAMS:
         assert (stage / program).exists(), program
     sonames = {p.name for p in stage.rglob("*.so*")}

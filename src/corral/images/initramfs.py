@@ -320,13 +320,18 @@ def split_tools(stage: Path, part: Path, kernel: KernelSource) -> list[str]:
     also gets the full module index and ld.so.cache, so unpacking it over the first
     part gives the whole initramfs; the first part is indexed again for what it keeps.
     """
+    stage = stage.resolve()
     moddir = stage / "lib" / "modules" / kernel.version
-    programs = [stage / dest for dest, _, _ in OPTIONAL_PROGRAMS.values()]
+    # a foreign program is a link at its path here to the file at its Debian path
+    links = [stage / dest for dest, _, _ in OPTIONAL_PROGRAMS.values()]
+    links += [stage / "usr/sbin/mkfs.ext4"]
+    programs = {p.resolve() for p in links if p.is_file()}
     core_libs: set[Path] = set()
     for program in programs_in(stage):
-        if program not in programs:
+        if program.resolve() not in programs:
             core_libs |= library_closure(stage, program)
-    moved = [p for p in [*programs, stage / "usr/sbin/mkfs.ext4"] if p.is_file()]
+    moved = [p for p in links if p.is_file()]
+    moved += [p for p in programs if p.is_relative_to(stage) and p not in moved]
     moved += [lib for lib in libraries_in(stage) if lib.resolve() not in core_libs]
     tree = modules.ModuleTree(moddir)
     everything = tree.index()
