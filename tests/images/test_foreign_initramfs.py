@@ -10,6 +10,7 @@ unpacked initramfs: the real ones, not busybox applets of the same name.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -95,3 +96,13 @@ def test_arm64_initramfs_has_the_amd64_programs_built_for_arm64(
             check=False,
         )
         assert words in run.stdout + run.stderr, (program, run.stdout, run.stderr)
+    # aria2c with its libxml2 and sqlite3 stubs (no ICU) reads the image's torrent
+    assert not list(stage.rglob("libicu*"))
+    shutil.copy(arts.torrent.path(app.settings.paths.home), stage / "image.torrent")
+    shown = subprocess.run(
+        ["chroot", str(stage), "/usr/bin/aria2c", "-S", "/image.torrent"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert f"Info Hash: {arts.torrent.info_hash}" in shown.stdout, shown.stderr

@@ -65,6 +65,8 @@ OPTIONAL_PROGRAMS = {
 # and XML-RPC (libxml2, which brings ICU), Firefox cookie files (sqlite3). aria2c binds
 # every symbol at start (BIND_NOW), so each is replaced by a stub (`stub_library`).
 STUBBED_LIBRARIES = ("libxml2.so.2", "libsqlite3.so.0")
+# one trap instruction per architecture, as the host's assembler writes it
+STUB_TRAPS = {"amd64": ".byte 0x0f, 0x0b", "arm64": ".long 0xd4200000"}  # ud2; brk #0
 SONAME = re.compile(r"[^/]+\.so(\.\d+)*")
 BUSYBOX = ("/bin/busybox", "/usr/bin/busybox")
 PLACEHOLDER_MARKER = "CORRAL-INITRAMFS-PLACEHOLDER"
@@ -240,41 +242,57 @@ def imported_symbols(library: Path, users: list[Path]) -> dict[str, str] | None:
 def stub_library(stage: Path, library: Path) -> bool:
     """Replace `library` by a stub that defines what the stage's programs import from it.
 
-    Each function traps if it is ever called. The stub names no libraries itself,
-    so what only the real one needed (libxml2's ICU and its 30 MB of data) leaves
-    the initramfs too. Needs a C compiler; without one the real library stays.
+    Each function is one trap instruction, should it ever be called. The stub names
+    no libraries itself, so what only the real one needed (libxml2's ICU and its
+    30 MB of data) leaves the initramfs too. Built with the host's C compiler; for
+    another 64-bit little-endian architecture (arm64) the stub holds that
+    architecture's trap and its ELF header names that machine (it has no
+    relocations, so nothing else in it depends on the machine). Without a
+    compiler, or for another architecture, the real library stays.
     """
+    real = library.resolve()
     cc = shutil.which("cc") or shutil.which("gcc")
-    users = [p for p in programs_in(stage) if library.resolve() in library_closure(stage, p)]
-    users += [lib for lib in libraries_in(stage) if library.name in foreign.elf_needs(lib)[0]]
-    symbols = imported_symbols(library, users)
-    if cc is None or not symbols:
+    machine = {name: number for number, name in tree.ELF_MACHINES.items()}
+    arch = tree.architecture(stage)
+    if cc is None or arch not in STUB_TRAPS:
         return False
-    source = "".join(f"void {name}(void) {{ __builtin_trap(); }}\n" for name in sorted(symbols))
+    users = [p for p in programs_in(stage) if real in library_closure(stage, p)]
+    users += [lib for lib in libraries_in(stage) if library.name in foreign.elf_needs(lib)[0]]
+    symbols = imported_symbols(real, users)
+    if not symbols:
+        return False
+    source = "".join(
+        f'__asm__(".text\\n.globl {n}\\n.type {n}, @function\\n{n}: {STUB_TRAPS[arch]}\\n");\n'
+        for n in sorted(symbols)
+    )
     versions: dict[str, list[str]] = {}
     for name, version in symbols.items():
         if version:
             versions.setdefault(version, []).append(name)
     with tempfile.TemporaryDirectory() as tmp:
-        script = Path(tmp) / "versions"
+        stub, script = Path(tmp) / "stub", Path(tmp) / "versions"
         script.write_text(
             "".join(f"{v} {{ global: {'; '.join(sorted(n))}; }};\n" for v, n in versions.items())
         )
-        argv = [cc, "-shared", "-nostdlib", "-fPIC", "-o", str(Path(tmp) / "stub")]
+        argv = [cc, "-shared", "-nostdlib", "-fPIC", "-s", "-o", str(stub)]
         argv += [f"-Wl,-soname,{library.name}", "-x", "c", "-"]
         if versions:
             argv.append(f"-Wl,--version-script={script}")
         proc = subprocess.run(argv, input=source, text=True, capture_output=True, check=False)
         if proc.returncode != 0:
             return False
-        shutil.copy(Path(tmp) / "stub", library)
+        data = bytearray(stub.read_bytes())
+        if data[4:6] != real.read_bytes()[4:6]:  # ELF class and byte order
+            return False
+        data[18:20] = machine[arch].to_bytes(2, "little")
+        real.write_bytes(bytes(data))
     return True
 
 
 def stub_unused_libraries(stage: Path) -> None:
     """Stub STUBBED_LIBRARIES, then drop every library no program maps any more."""
     for library in libraries_in(stage):
-        if library.name in STUBBED_LIBRARIES and not library.is_symlink():
+        if library.name in STUBBED_LIBRARIES:
             stub_library(stage, library)
     mapped: set[Path] = set()
     for program in programs_in(stage):
@@ -383,6 +401,7 @@ def install_foreign_programs(stage: Path, arch: str) -> None:
         foreign.install(stage, sysroot, source, dest)
     link_applets(stage)
     install_foreign_optional(stage, arch)
+    stub_unused_libraries(stage)
 
 
 def install_foreign_optional(stage: Path, arch: str) -> None:
