@@ -85,10 +85,20 @@ class Artifacts(Model):
         "info-hash (corral.pki.image_statement), checked by the initramfs",
     )
 
+    def named_files(self) -> list[tuple[str, ArtifactFile]]:
+        """(kind, file) for every file: what `corral image show` and `pack` list."""
+        out: list[tuple[str, ArtifactFile | None]] = [
+            ("image", self.image),
+            ("torrent", self.torrent),
+            ("kernel", self.kernel),
+            ("initramfs", self.initramfs),
+            ("initramfs tools", self.initramfs.tools),
+            ("single stage", self.single_stage),
+        ]
+        return [(kind, file) for kind, file in out if file is not None]
+
     def files(self) -> list[ArtifactFile]:
-        out: list[ArtifactFile] = [self.image, self.torrent, self.kernel, self.initramfs]
-        out += [self.initramfs.tools] if self.initramfs.tools else []
-        return out + ([self.single_stage] if self.single_stage else [])
+        return [file for _, file in self.named_files()]
 
 
 class Image(Model):
