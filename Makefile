@@ -45,9 +45,12 @@ typecheck: venv
 # and tests/helpers/xdist_scopes.py: a module, or modules sharing a lab, on one worker; VM
 # tests first)
 JOBS ?= 2
+# CI stops the job at 90 min; past 65 no new test starts, so a slow run still ends with its report
+SESSION_TIMEOUT ?= 3900
 
 test: deps venv lint typecheck
-	CORRAL_TEST_REQUIRE_ALL=1 $(VENV)/bin/pytest -n $(JOBS) --dist loadscope --no-loadscope-reorder
+	CORRAL_TEST_REQUIRE_ALL=1 $(VENV)/bin/pytest -n $(JOBS) --dist loadscope --no-loadscope-reorder \
+		--session-timeout=$(SESSION_TIMEOUT)
 
 test-fast: venv
 	$(VENV)/bin/pytest -m "not slow and not vm"

@@ -21,7 +21,7 @@ import pytest
 from corral.app import Corral
 from corral.config import Paths, Settings
 from corral.lab.netns import Topology, can_create_namespaces
-from tests.helpers.xdist_scopes import scope_of
+from tests.helpers.xdist_scopes import minutes_of, scope_of
 
 REQUIRE_ALL = os.environ.get("CORRAL_TEST_REQUIRE_ALL") == "1"
 
@@ -35,15 +35,21 @@ def _weight(item: pytest.Item) -> int:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Units that hold VM tests run first (`make test` runs two pytest-xdist workers), so that
-    the longest work starts first and the two workers finish together; within a rank the
-    collection order stays. The units are `tests.helpers.xdist_scopes.scope_of`."""
+    """Units that hold VM tests run first (`make test` runs two pytest-xdist workers), the
+    longest of them first, so that the longest work starts first and the two workers finish
+    together; within a unit the collection order stays. The units and their lengths are in
+    `tests.helpers.xdist_scopes`."""
     rank: dict[str, int] = {}
     for item in items:
         scope = scope_of(item.nodeid)
         rank[scope] = min(rank.get(scope, 2), _weight(item))
     order = {id(item): i for i, item in enumerate(items)}
-    items.sort(key=lambda item: (rank[scope_of(item.nodeid)], order[id(item)]))
+
+    def key(item: pytest.Item) -> tuple[int, float, int]:
+        scope = scope_of(item.nodeid)
+        return rank[scope], -minutes_of(scope), order[id(item)]
+
+    items.sort(key=key)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -3,16 +3,35 @@ the shared Debian lab is in that lab's unit (else a second worker would boot a s
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
-from tests.helpers.xdist_scopes import LAB_PER_TEST, SHARED_LABS, scope_of
+from tests.helpers.xdist_scopes import (
+    LAB_PER_TEST,
+    SHARED_LABS,
+    UNIT_MINUTES,
+    minutes_of,
+    scope_of,
+)
 
 ROOT = Path(__file__).parent.parent
 
 
-def test_every_module_named_exists() -> None:
-    for module in [*SHARED_LABS, *LAB_PER_TEST]:
+def test_every_module_and_package_named_exists() -> None:
+    for module in LAB_PER_TEST:
         assert (ROOT / module).is_file(), module
+    for package in SHARED_LABS:
+        assert (ROOT / package / "conftest.py").is_file(), package
+
+
+def test_every_unit_with_a_length_is_a_real_unit() -> None:
+    modules = {str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob("test_*.py")}
+    for unit in UNIT_MINUTES:
+        module, _, test = unit.partition("::")
+        assert unit in SHARED_LABS.values() or module in modules, unit
+        assert not test or f"def {test}(" in (ROOT / module).read_text(), unit
+        assert scope_of(f"{unit}::test_x" if not test else unit) in (unit, module), unit
 
 
 def test_every_module_using_the_debian_lab_shares_one_unit() -> None:
@@ -25,7 +44,16 @@ def test_every_module_using_the_debian_lab_shares_one_unit() -> None:
     assert {scope_of(f"{m}::test_x") for m in users} == {"debian_lab"}
 
 
-def test_a_lab_per_test_module_is_split_and_other_modules_are_whole() -> None:
-    one, two = (f"tests/e2e/test_lab_boot.py::test_{n}" for n in ("a", "b"))
-    assert scope_of(one) != scope_of(two)
-    assert scope_of("tests/store/test_store.py::test_a[sqlite]") == "tests/store/test_store.py"
+def test_the_suite_starts_with_the_longest_units_each_whole() -> None:
+    collected = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    units = [scope_of(line) for line in collected if "::" in line]
+    starts = list(dict.fromkeys(units))  # the units in the order they start
+    assert len(starts) == len({*units}), "a unit's tests are not together"
+    known = [minutes_of(unit) for unit in starts[: len(UNIT_MINUTES)]]
+    assert all(known) and known == sorted(known, reverse=True), starts[: len(UNIT_MINUTES)]

@@ -59,6 +59,7 @@ class Actions(Protocol):
         self, names: list[str], changes: Data, mac: str | None = None, ip: str | None = None
     ) -> list[Node]: ...
     def delete_nodes(self, names: list[str]) -> None: ...
+    def nodes(self, names: list[str] | None = None, effective: bool = False) -> list[Data]: ...
     def apply(self, desired: Cluster, prune: bool = False, dry_run: bool = False) -> Plan: ...
     def discovered(self) -> list[Data]: ...
     def adopt(self, mac: str, name: str, profiles: list[str] | None = None) -> Node: ...
@@ -191,6 +192,16 @@ class LocalActions:
     @audited
     def delete_nodes(self, names: list[str]) -> None:
         self.app.change(lambda inv: ops.delete_nodes(inv, names))
+
+    def nodes(self, names: list[str] | None = None, effective: bool = False) -> list[Data]:
+        """Node records as the API sends them: all, or `names` in that order.
+
+        Plain data, so that `corral node list` prints the same thing from both
+        backends, and the REST client needs no models to read it.
+        :raises NotFound: a name is not a node.
+        """
+        inv = self.app.read()
+        return [node_data(inv, name, effective) for name in (names or sorted(inv.nodes))]
 
     @audited
     def apply(self, desired: Cluster, prune: bool = False, dry_run: bool = False) -> Plan:
@@ -377,6 +388,19 @@ def command_checked(command: str, timeout: float) -> None:
 def finished(job: Data) -> bool:
     """Whether every node of an exec job has a result (or was refused)."""
     return all(run["state"] in (DONE, REFUSED) for run in job["runs"])
+
+
+def node_data(inv: Inventory, name: str, effective: bool = False) -> Data:
+    """Node `name` as the API sends it (defaults left out, no secrets); with
+    `effective`, its settings merged along its profiles under `effective`.
+
+    :raises NotFound: no node is called `name`.
+    """
+    data = ops.get(inv.nodes, name, "node").model_dump(mode="json", exclude_defaults=True)
+    if effective:
+        settings = inv.effective(name).settings
+        data["effective"] = settings.model_dump(mode="json", exclude_defaults=True)
+    return data
 
 
 def inventory_data(inv: Inventory) -> Data:

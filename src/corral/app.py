@@ -7,8 +7,6 @@ lacks. Changes follow one path: load the inventory, apply a pure change from
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -21,7 +19,7 @@ from corral.inventory.models import Cluster
 from corral.inventory.plan import Plan, plan_apply
 from corral.store.agent import all_facts
 from corral.store.db import Store, open_store
-from corral.store.files import make_private
+from corral.store.files import admin_token
 from corral.store.inventory import (
     change_inventory,
     load_inventory,
@@ -69,15 +67,4 @@ class Corral:
 
     def admin_token(self, create: bool = False) -> str | None:
         """The admin API token, kept in CORRAL_HOME with mode 0600."""
-        path = self.settings.paths.token
-        if path.exists():
-            make_private(path)  # one an older corral or a hand left readable
-            return path.read_text().strip()
-        if not create:
-            return None
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        token = secrets.token_urlsafe(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(token + "\n")
-        return token
+        return admin_token(self.settings.paths.token, create)

@@ -2,6 +2,10 @@
 
 Errors come back as the same exception types the local backend raises, so the
 CLI prints the same one-line messages whichever backend it used.
+
+The pydantic models are imported by the methods that build them: calls that
+return plain data (`nodes`, `status`, `events`) load neither pydantic nor the
+inventory models, so `corral --server URL node list` starts fast.
 """
 
 from __future__ import annotations
@@ -13,11 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from corral.inventory.errors import Conflict, InventoryError, NotFound
-from corral.inventory.hostlists import compress
-from corral.inventory.index import Inventory
-from corral.inventory.models import Cluster, Network, Node, Profile
-from corral.inventory.plan import Change, Plan
-from corral.inventory.types import Data
+from corral.inventory.hostlists import compress, expand
 
 if TYPE_CHECKING:  # imported where used: most commands need none of them (start-up time)
     import ssl
@@ -25,6 +25,10 @@ if TYPE_CHECKING:  # imported where used: most commands need none of them (start
 
     from corral.discovery.switches import Switch
     from corral.images.records import Image
+    from corral.inventory.index import Inventory
+    from corral.inventory.models import Cluster, Network, Node, Profile
+    from corral.inventory.plan import Plan
+    from corral.inventory.types import Data
     from corral.power.run import PowerResult
 
 POWER_TIMEOUT = 3600.0
@@ -110,21 +114,32 @@ class RemoteActions:
         return _BY_STATUS.get(exc.code, InventoryError)(message)
 
     def inventory(self) -> Inventory:
+        from corral.inventory.index import Inventory
+        from corral.inventory.models import Cluster
+
         return Inventory.from_cluster(Cluster.model_validate(self._call("GET", "/inventory")))
 
     def add_network(self, data: Data) -> Network:
+        from corral.inventory.models import Network
+
         return Network.model_validate(self._call("POST", "/networks", data))
 
     def set_network(self, name: str, changes: Data) -> Network:
+        from corral.inventory.models import Network
+
         return Network.model_validate(self._call("PATCH", f"/networks/{name}", changes))
 
     def delete_network(self, name: str) -> None:
         self._call("DELETE", f"/networks/{name}")
 
     def add_profile(self, data: Data) -> Profile:
+        from corral.inventory.models import Profile
+
         return Profile.model_validate(self._call("POST", "/profiles", data))
 
     def set_profile(self, name: str, changes: Data) -> Profile:
+        from corral.inventory.models import Profile
+
         return Profile.model_validate(self._call("PATCH", f"/profiles/{name}", changes))
 
     def delete_profile(self, name: str) -> None:
@@ -133,22 +148,36 @@ class RemoteActions:
     def add_nodes(
         self, names: list[str], data: Data, mac: str | None = None, ip: str | None = None
     ) -> list[Node]:
+        from corral.inventory.models import Node
+
         body = {"names": names, "data": data, "mac": mac, "ip": ip}
         return [Node.model_validate(n) for n in self._call("POST", "/nodes", body)]
 
     def set_nodes(
         self, names: list[str], changes: Data, mac: str | None = None, ip: str | None = None
     ) -> list[Node]:
+        from corral.inventory.models import Node
+
         body = {"names": names, "changes": changes, "mac": mac, "ip": ip}
         return [Node.model_validate(n) for n in self._call("PATCH", "/nodes", body)]
 
     def delete_nodes(self, names: list[str]) -> None:
         self._call("DELETE", "/nodes", {"names": names})
 
+    def nodes(self, names: list[str] | None = None, effective: bool = False) -> list[Data]:
+        params = {"names": in_order(names)} if names else {}
+        if effective:
+            params["effective"] = "1"
+        query = "?" + urllib.parse.urlencode(params) if params else ""
+        result: list[Data] = self._call("GET", f"/nodes{query}")
+        return result
+
     def apply(self, desired: Cluster, prune: bool = False, dry_run: bool = False) -> Plan:
         cluster = desired.model_dump(mode="json", exclude_defaults=True, context={"secrets": True})
         body = {"cluster": cluster, "prune": prune, "dry_run": dry_run}
         reply = self._call("POST", "/apply", body)
+        from corral.inventory.plan import Change, Plan
+
         changes = [
             Change(c["action"], c["kind"], c["name"], tuple(c["fields"])) for c in reply["changes"]
         ]
@@ -159,11 +188,13 @@ class RemoteActions:
         return result
 
     def adopt(self, mac: str, name: str, profiles: list[str] | None = None) -> Node:
+        from corral.inventory.models import Node
+
         body = {"mac": mac, "name": name, "profiles": profiles}
         return Node.model_validate(self._call("POST", "/discovered/adopt", body))
 
     def status(self, names: list[str] | None = None) -> list[Data]:
-        query = "?" + urllib.parse.urlencode({"names": compress(names)}) if names else ""
+        query = "?" + urllib.parse.urlencode({"names": in_order(names)}) if names else ""
         result: list[Data] = self._call("GET", f"/status{query}")
         return result
 
@@ -249,7 +280,7 @@ class RemoteActions:
         return result
 
     def facts(self, names: list[str] | None = None) -> list[Data]:
-        query = "?" + urllib.parse.urlencode({"names": compress(names)}) if names else ""
+        query = "?" + urllib.parse.urlencode({"names": in_order(names)}) if names else ""
         result: list[Data] = self._call("GET", f"/facts{query}")
         return result
 
@@ -265,6 +296,16 @@ class RemoteActions:
         body = {"names": names, "on": on}
         result: list[str] = self._call("POST", "/nodes/service", body)["nodes"]
         return result
+
+
+def in_order(names: list[str]) -> str:
+    """A hostlist that expands to `names` in their order (the server answers in it).
+
+    `compress` sorts: `n2,n1` would come back as n1, n2 where the local
+    backend keeps the order given. Names out of order are sent as a comma list.
+    """
+    short = compress(names)
+    return short if expand(short) == names else ",".join(names)
 
 
 def _seg(name: str) -> str:

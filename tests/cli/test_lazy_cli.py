@@ -1,17 +1,25 @@
-"""The lazy command table matches the modules, and `--help` stays cheap to start."""
+"""The lazy command table matches the modules, and `--help` and `node list
+--server` stay cheap to start: what they import is checked, not timed."""
 
 from __future__ import annotations
 
 import importlib
+import json
+import os
 import pkgutil
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import click.testing
 
 import corral.cli
 from corral.cli.main import LAZY_COMMANDS, cli
+from corral.client import RemoteActions
+from tests.services.conftest import LiveServer, live_server
+
+__all__ = ["live_server"]  # the fixture, used by name
 
 
 def module_commands() -> dict[str, tuple[str, str]]:
@@ -58,3 +66,76 @@ def test_completion_offers_the_commands() -> None:
         [sys.executable, "-m", "corral.cli"], env=env, capture_output=True, text=True, check=False
     )
     assert "plain,node" in done.stdout.replace("\n", ",")
+
+
+HEAVY = ("sqlalchemy", "pydantic", "corral.inventory.models", "corral.store.db", "corral.app")
+
+
+def run_cli_listing_modules(args: list[str], env: dict[str, str]) -> tuple[str, list[str]]:
+    """`corral ARGS` in a fresh interpreter: its stdout, and the heavy modules it loaded."""
+    code = (
+        "import sys\n"
+        "from corral.cli.main import cli\n"
+        f"try: cli.main({args!r}, prog_name='corral')\n"
+        "except SystemExit as exc: assert not exc.code, exc.code\n"
+        f"print('HEAVY:' + ','.join(sorted(m for m in sys.modules if m.startswith({HEAVY!r}))),"
+        " file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    heavy = done.stderr.rpartition("HEAVY:")[2].strip()
+    return done.stdout, [m for m in heavy.split(",") if m]
+
+
+def test_node_list_through_a_server_loads_no_database_library_and_no_models(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    api = RemoteActions(live_server.url, live_server.token)
+    api.add_network({"name": "prov", "cidr": "10.78.0.0/24"})
+    api.add_profile({"name": "rack", "networks": ["prov"], "image": "rocky", "boot": "service"})
+    api.add_nodes(["n1"], {"profiles": ["rack"]}, mac="52:54:00:ab:cd:ef")
+    api.add_nodes(["n2"], {"profiles": ["rack"]})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CORRAL_")}
+    env.update(COLUMNS="200", CORRAL_HOME=str(tmp_path / "client"))
+    remote = {**env, "CORRAL_SERVER": live_server.url, "CORRAL_TOKEN": live_server.token}
+
+    out, heavy = run_cli_listing_modules(["node", "list"], remote)
+    assert heavy == []
+    rows = [line.split("│") for line in out.splitlines()[2:]]
+    assert [[c.strip() for c in row] for row in rows] == [
+        ["n1", "rack", "rocky", "10.78.0.1", "52:54:00:ab:cd:ef", "service"],
+        ["n2", "rack", "rocky", "10.78.0.2", "", "service"],
+    ]
+    # the same bytes as the local database gives, which needs both libraries
+    local = {**env, "CORRAL_HOME": str(live_server.corral.paths.home)}
+    local_out, local_heavy = run_cli_listing_modules(["node", "list"], local)
+    assert local_out == out
+    assert "sqlalchemy" in local_heavy and "corral.inventory.models" in local_heavy
+    # names in the order given, from either backend
+    picked = run_cli_listing_modules(["node", "list", "n2,n1"], remote)[0]
+    assert [line.split()[0] for line in picked.splitlines()[2:]] == ["n2", "n1"]
+    assert run_cli_listing_modules(["node", "list", "n2,n1"], local)[0] == picked
+    assert json.loads(run_cli_listing_modules(["node", "list", "-o", "json"], remote)[0]) == [
+        {
+            "name": "n1",
+            "profiles": ["rack"],
+            "interfaces": [{"network": "prov", "mac": "52:54:00:ab:cd:ef", "ip": "10.78.0.1"}],
+        },
+        {
+            "name": "n2",
+            "profiles": ["rack"],
+            "interfaces": [{"network": "prov", "ip": "10.78.0.2"}],
+        },
+    ]
+
+
+def test_settings_flags_take_their_help_from_the_models_when_help_is_shown() -> None:
+    from corral.inventory.models import NodeSettings, PowerSettings
+
+    shown = click.testing.CliRunner().invoke(cli, ["node", "add", "--help"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    for model, field in ((NodeSettings, "image"), (PowerSettings, "address")):
+        description = model.model_fields[field].description
+        assert description and description in shown.output

@@ -20,7 +20,6 @@ from corral.lab.lab import SERVER_URL, Lab, LabOptions, LabState
 from corral.lab.netns import can_create_namespaces, ns_argv
 from corral.lab.queue import QueueReport, boot_in_waves
 from tests.conftest import need, need_tool
-from tests.e2e.debian import DebianLab, start_debian_lab
 
 LabFactory = Callable[..., tuple[Lab, LabState]]
 
@@ -45,15 +44,6 @@ def lab(corral_home: Path) -> Iterator[LabFactory]:
     finally:
         for the_lab in made:
             the_lab.down()
-
-
-@pytest.fixture(scope="session")
-def debian_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DebianLab]:
-    """The one shared Debian lab of the session: lab01 (BIOS) and lab02 (UEFI) booted
-    stateless to multi-user, lab03 failed for too little memory. See tests/e2e/debian.py."""
-    need(can_create_namespaces(), "network namespaces need root")
-    need_tool("qemu-system-x86_64", "aria2c", "zstd", "debootstrap", "ssh", "ssh-keygen")
-    yield from start_debian_lab(tmp_path_factory.mktemp("debian-lab"))
 
 
 def boot(lab: Lab, state: LabState, concurrency: int = 8, timeout: float = 300) -> QueueReport:

@@ -6,13 +6,13 @@ with corral's own command and kept under the test cache
 the suite, the package set and what `finish_tree` does; later runs re-import
 it with `corral image import` (seconds).
 
-The lab (`debian_lab`, session scope, see tests/e2e/conftest.py) is three VMs:
+The lab (`debian_lab`, scoped to the tests/e2e/debian_lab package) is three VMs:
 lab01 boots through SeaBIOS, lab02 through OVMF (UEFI), both with enough
 memory; lab03 has too little and must fail with the message that says so
-(it has a virtio disk: tests/e2e/test_debian_ops.py then installs it stateful,
+(it has a virtio disk: tests/e2e/debian_lab/test_ops.py then installs it stateful,
 which needs no room for the image in RAM). Other Debian tests reuse these
-nodes instead of booting their own; list their module in
-`tests/helpers/xdist_scopes.py` (SHARED_LABS) so they share one worker's lab.
+nodes instead of booting their own: put them in that package, one unit of
+work for one worker (`tests/helpers/xdist_scopes.py`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Small helpers of the VM tests: poll a condition with a deadline, power a lab node."""
+"""Small helpers of the VM tests: poll a condition with a deadline, power a lab node, the
+states a node reported since a moment."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from corral.actions import LocalActions
 from corral.lab.lab import Lab
 from corral.power.run import Action, run_power, targets_for
 
@@ -27,3 +29,12 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 240, every: f
 def power(the_lab: Lab, name: str, action: Action) -> None:
     (result,) = asyncio.run(run_power(targets_for(the_lab.actions.inventory(), [name]), action))
     assert result.ok, result.error
+
+
+def states_since(actions: LocalActions, node: str, since: float) -> list[str]:
+    """The states `node` reported after `since` (epoch seconds), oldest first."""
+    return [
+        e["data"]["state"]
+        for e in actions.events(0, 100000)
+        if e["node"] == node and e["kind"] == "state" and e["time"] > since
+    ]

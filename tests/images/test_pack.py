@@ -162,6 +162,26 @@ def test_single_stage_initrd(app: Corral, tiny: Image, tmp_path: Path) -> None:
     assert (tmp_path / "bin/busybox").is_file()
 
 
+def test_the_images_own_initrd_is_packed_apart_for_stateful_installs(
+    app: Corral, tiny: Image, tmp_path: Path
+) -> None:
+    assert tiny.kernel is not None
+    boot = api.rootfs(app, "tiny") / "boot"
+    own = boot / f"initrd.img-{tiny.kernel.version}"
+    own.write_bytes(b"the distribution's initrd\n" * 1000)
+    (boot / "initrd.img-0.0-other").write_text("another kernel's\n")
+    arts = pack_image(app, "tiny", URL)
+    assert arts.disk_initrd is not None and arts.disk_initrd in arts.files()
+    assert arts.disk_initrd.path(app.settings.paths.home).read_bytes() == own.read_bytes()
+    data = arts.image.path(app.settings.paths.home).read_bytes()
+    raw = zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    subprocess.run(["tar", "-x", "-C", str(tmp_path)], input=raw, check=True)
+    assert not (tmp_path / own.relative_to(api.rootfs(app, "tiny"))).exists()  # not in RAM
+    assert (tmp_path / "boot/initrd.img-0.0-other").is_file()  # only the packed kernel's
+    own.unlink()
+    assert pack_image(app, "tiny", URL).disk_initrd is None
+
+
 def test_web_seed_when_asked_for(app: Corral, packed: Artifacts) -> None:
     from corral.images.torrent import make_torrent
 

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import time
 
-from corral.lab.lab import pid_alive
+from corral.lab.lab import pid_alive, stop_pid
 
 
 def test_a_killed_unreaped_child_is_not_alive() -> None:
@@ -29,3 +29,12 @@ def test_a_killed_unreaped_child_is_not_alive() -> None:
 
 def test_no_such_process_is_not_alive() -> None:
     assert not pid_alive(0) and not pid_alive(-1)
+
+
+def test_stop_pid_leaves_no_zombie_of_a_child_behind() -> None:
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        assert stop_pid(child.pid, "sleep")
+        assert not os.path.exists(f"/proc/{child.pid}")  # reaped, not a zombie
+    finally:
+        child.kill()  # a no-op once reaped

@@ -26,6 +26,7 @@ from tests.services.conftest import LiveServer, live_server
 __all__ = ["live_server"]
 
 SHA = {k: k[0] * 64 for k in ("image", "torrent", "kernel", "initramfs")}
+SHA["disk_initrd"] = "0" * 64
 N001, N002, N003 = "127.0.0.11", "127.0.0.12", "127.0.0.13"
 MAC1, MAC2, MAC3 = "52:54:00:00:00:01", "52:54:00:00:00:02", "52:54:00:00:00:03"
 CLUSTER: dict[str, Any] = {
@@ -62,6 +63,7 @@ def packed_image(name: str = "tiny") -> Image:
         ),
         kernel=ArtifactFile(sha256=SHA["kernel"], size=10, format="bzImage"),
         initramfs=Initramfs(sha256=SHA["initramfs"], size=10, format="cpio+gzip", init="agent"),
+        disk_initrd=ArtifactFile(sha256=SHA["disk_initrd"], size=20, format="initrd"),
     )  # fmt: skip
     kernel = Kernel(version="6.1.0-test", vmlinuz="boot/vmlinuz-6.1.0-test", modules=True)
     return Image(

@@ -45,7 +45,7 @@ def test_self_identifies_the_caller_by_its_credential(lab: LiveServer) -> None:
         "url": f"{lab.url}/artifacts/{SHA['image']}",
     }  # fmt: skip
     assert image["artifacts"]["torrent"]["info_hash"] == "e" * 40
-    assert set(image["artifacts"]) == {"image", "torrent", "kernel", "initramfs"}
+    assert set(image["artifacts"]) == {"image", "torrent", "kernel", "initramfs", "disk_initrd"}
     # what the initramfs sizes the RAM root by: data + half a page per file, + archive + 64 MiB
     assert image["root_bytes"] == 30_000_000 + 400 * 2048
     assert image["ram_bytes"] == image["root_bytes"] + 1000 + 64 * 1024 * 1024
@@ -59,9 +59,11 @@ def test_shell_format_evaluates_in_a_posix_shell(lab: LiveServer) -> None:
     assert reply.status == 200
     script = reply.body.decode() + 'printf "%s|%s|%s|%s|%s" "$CORRAL_NODE" "$CORRAL_IMAGE_URL" '
     script += '"$CORRAL_KERNEL_ARGS" "$CORRAL_TORRENT_INFO_HASH" "$CORRAL_IMAGE_RAM_BYTES"'
+    script += '; printf "|%s|%s" "$CORRAL_DISK_INITRD_URL" "$CORRAL_IMAGE_KERNEL_VERSION"'
     out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout
     ram = 30_000_000 + 400 * 2048 + 1000 + 64 * 1024 * 1024
-    assert out == f"n001|{lab.url}/artifacts/{SHA['image']}|console=ttyS0|{'e' * 40}|{ram}"
+    initrd = f"{lab.url}/artifacts/{SHA['disk_initrd']}|6.1.0-test"  # for stateful installs
+    assert out == f"n001|{lab.url}/artifacts/{SHA['image']}|console=ttyS0|{'e' * 40}|{ram}|{initrd}"
 
 
 def test_callers_without_a_credential_and_wrong_macs_are_refused(lab: LiveServer) -> None:

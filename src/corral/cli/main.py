@@ -117,14 +117,16 @@ class CorralGroup(click.Group):
                 formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> object:
-        from corral.cli.output import err_console
+        # light modules only: `node list --server` imports no database library or models
         from corral.client import ClientError
         from corral.inventory.errors import InventoryError
-        from corral.store.db import StoreError
+        from corral.store.errors import StoreError
 
         try:
             return super().invoke(ctx)
         except (InventoryError, StoreError, ClientError) as exc:
+            from corral.cli.output import err_console
+
             err_console.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
             ctx.exit(1)
 
@@ -170,13 +172,12 @@ def cli(
     State lives under $CORRAL_HOME (default /var/lib/corral); set
     CORRAL_DATABASE_URL=postgresql://... to share a PostgreSQL database.
     """
-    from corral.app import Corral
     from corral.cli.context import CliContext
     from corral.config import Settings
 
     if token_file is not None:
         token = token_file.readline(1024).strip() or token
-    ctx.obj = CliContext(Corral(Settings.from_env()), server, token, ca)
+    ctx.obj = CliContext(Settings.from_env(), server, token, ca)
 
 
 def register() -> None:

@@ -1,20 +1,26 @@
-"""`corral node add|list|show|set|delete|reinstall|service`; NAMES accept hostlist ranges."""
+"""`corral node add|list|show|set|delete|reinstall|service`; NAMES accept hostlist ranges.
+
+`node list` reads plain data through the actions (`Actions.nodes`): with
+`--server` it loads neither the database library nor the pydantic models,
+which is most of its start-up time; the commands that need the models import
+them where they run.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from corral.cli.context import CliContext
 from corral.cli.output import emit, err_console, output_option, success
 from corral.cli.settings_options import csv, settings_changes, settings_options
-from corral.inventory import ops
 from corral.inventory.hostlists import expand
-from corral.inventory.merge import EffectiveNode
-from corral.inventory.models import Node
+
+if TYPE_CHECKING:
+    from corral.inventory.merge import EffectiveNode
+    from corral.inventory.types import Data
 
 
 def _node_fields(params: dict[str, Any]) -> dict[str, Any]:
@@ -80,11 +86,11 @@ def set_(ctx: CliContext, /, names: str, mac: str | None, ip: str | None, **para
     success(f"{len(changed)} node(s) updated")
 
 
-def _primary(node: Node) -> tuple[str | None, str | None]:
-    iface = node.interfaces[0] if node.interfaces else None
-    if iface is None:
-        return None, None
-    return iface.mac, None if iface.ip is None else str(iface.ip)
+def _primary(node: Data) -> Data:
+    """The node's first interface as the API sends it (empty without one)."""
+    interfaces = node.get("interfaces") or [{}]
+    first: Data = interfaces[0]
+    return first
 
 
 @node.command("list")
@@ -93,19 +99,21 @@ def _primary(node: Node) -> tuple[str | None, str | None]:
 @click.pass_obj
 def list_(ctx: CliContext, /, names: str | None, output: str) -> None:
     """List nodes (all, or those in NAMES)."""
-    inv = ctx.actions.inventory()
-    wanted = expand(names) if names else sorted(inv.nodes)
-    nodes = [ops.get(inv.nodes, n, "node") for n in wanted]
-    if output != "table":
-        emit([n.model_dump(mode="json", exclude_defaults=True) for n in nodes], output, (), list)
+    table = output == "table"
+    nodes = ctx.actions.nodes(expand(names) if names else None, effective=table)
+    if not table:
+        emit(nodes, output, (), list)
         return
 
     def rows() -> list[tuple[Any, ...]]:
         out = []
         for n in nodes:
-            eff = inv.effective(n.name).settings
-            mac, ip = _primary(n)
-            out.append((n.name, ",".join(n.profiles), eff.image, ip, mac, eff.boot or "stateless"))
+            eff, primary = n["effective"], _primary(n)
+            profiles = ",".join(n.get("profiles", []))
+            boot = eff.get("boot") or "stateless"
+            out.append(
+                (n["name"], profiles, eff.get("image"), primary.get("ip"), primary.get("mac"), boot)
+            )
         return out
 
     emit(None, output, ("NAME", "PROFILES", "IMAGE", "IP", "MAC", "BOOT"), rows)
@@ -133,6 +141,8 @@ def effective_values(eff: EffectiveNode) -> dict[str, Any]:
 @click.pass_obj
 def show(ctx: CliContext, /, name: str, output: str) -> None:
     """Show node NAME with its effective settings and where each comes from."""
+    from corral.inventory import ops
+
     inv = ctx.actions.inventory()
     rec = ops.get(inv.nodes, name, "node")
     eff = inv.effective(name)
@@ -233,7 +243,9 @@ def enroll_code(ctx: CliContext, /, minutes: int, output: str) -> None:
 def _reset(ctx: CliContext, names: list[str]) -> None:
     """Power-reset `names` through their drivers; exit 1 if any failed."""
     inv = ctx.local("node --reset").read()  # BMC passwords: only the local store has them
-    from corral.power.run import Action, run_power, targets_for  # start-up time of `node list`
+    import asyncio  # here: start-up time of `node list`
+
+    from corral.power.run import Action, run_power, targets_for
 
     results = asyncio.run(run_power(targets_for(inv, names), Action.RESET))
     for r in results:

@@ -1,7 +1,9 @@
 """The node-settings flags shared by `profile add|set` and `node add|set`.
 
 Help texts come from the inventory model's field descriptions, so the CLI,
-the file format and the API schema describe a field in one place.
+the file format and the API schema describe a field in one place. They are
+read when help is shown (`FieldHelp`), so that defining `node add` does not
+import the models that `node list` has no use for.
 """
 
 from __future__ import annotations
@@ -9,13 +11,14 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from pydantic import BaseModel
 
 from corral.inventory.errors import InventoryError
-from corral.inventory.models import NodeSettings, PowerSettings
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -24,17 +27,44 @@ def describe(model: type[BaseModel], name: str) -> str:
     return model.model_fields[name].description or name
 
 
+class FieldHelp(click.Option):
+    """An option whose help is the description of `field` (model, field name) of
+    `corral.inventory.models`, looked up the first time anything reads it."""
+
+    _help: str | None = None
+
+    def __init__(self, *args: Any, field: tuple[str, str], **kwargs: Any) -> None:
+        self.field = field
+        super().__init__(*args, **kwargs)
+
+    @property
+    def help(self) -> str | None:
+        if self._help is None:
+            from corral.inventory import models
+
+            self._help = describe(getattr(models, self.field[0]), self.field[1])
+        return self._help
+
+    @help.setter
+    def help(self, value: str | None) -> None:
+        self._help = value
+
+
+def _field(model: str, name: str) -> dict[str, Any]:
+    return {"cls": FieldHelp, "field": (model, name)}
+
+
 def csv(value: str | None) -> list[str] | None:
     return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
 
 
 _OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
-    (("--image",), {"help": describe(NodeSettings, "image")}),
+    (("--image",), _field("NodeSettings", "image")),
     (
         ("--boot",),
         {
             "type": click.Choice(["stateless", "stateful", "service"]),
-            "help": describe(NodeSettings, "boot"),
+            **_field("NodeSettings", "boot"),
         },
     ),
     (("--kernel-args",), {"help": "Kernel arguments, one string (replaces this record's own)"}),
@@ -46,9 +76,9 @@ _OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
         },
     ),
     (("--network", "networks"), {"help": "Networks, comma separated; the first is primary"}),
-    (("--power-driver",), {"help": describe(PowerSettings, "driver")}),
-    (("--bmc-address",), {"help": describe(PowerSettings, "address")}),
-    (("--bmc-username",), {"help": describe(PowerSettings, "username")}),
+    (("--power-driver",), _field("PowerSettings", "driver")),
+    (("--bmc-address",), _field("PowerSettings", "address")),
+    (("--bmc-username",), _field("PowerSettings", "username")),
     (
         ("--bmc-password-file",),
         {
@@ -67,7 +97,7 @@ _OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     ),
     # refused: a password in argv is readable by every local user through ps
     (("--bmc-password",), {"hidden": True, "expose_value": True}),
-    (("--bmc-slot",), {"type": int, "help": describe(PowerSettings, "slot")}),
+    (("--bmc-slot",), {"type": int, **_field("PowerSettings", "slot")}),
     (("--tag", "tags"), {"multiple": True, "help": "KEY=VALUE tag (repeatable; KEY= removes)"}),
 ]
 

@@ -17,7 +17,7 @@ import hashlib
 import os
 import stat
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Protocol
 
@@ -47,9 +47,11 @@ class TarWriter:
         self.sink.write(data)
         self.offset += len(data)
 
-    def add_tree(self, root: Path) -> None:
+    def add_tree(self, root: Path, leave_out: Collection[str] = ()) -> None:
+        """The whole tree but the files named in `leave_out` (paths relative to `root`)."""
         for rel, st in walk(root):
-            self.add(root, rel, st)
+            if rel not in leave_out:
+                self.add(root, rel, st)
         self.close()
 
     def add(self, root: Path, rel: str, st: os.stat_result) -> None:

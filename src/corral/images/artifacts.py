@@ -171,7 +171,9 @@ def _build(
     created: list[ArtifactFile] = []
     with _cleanup_on_failure(home, created):
         reporter.start(f"packing {image.name}", image.size)
-        packed = pack_tree(home_dir, root, reporter.advance)
+        disk_initrd = distribution_initrd(root, kernel)
+        apart = [disk_initrd.relative_to(root).as_posix()] if disk_initrd else []
+        packed = pack_tree(home_dir, root, reporter.advance, leave_out=apart)
         created.append(packed.artifact)
         reporter.start("kernel, initramfs, torrent", None)
         kernel_file = store_file(home_dir, root / kernel.vmlinuz, "bzImage")
@@ -189,6 +191,10 @@ def _build(
             reporter.start("single-stage initrd", None)
             single = single_stage(home_dir, root)
             created.append(single)
+        disk_file = None
+        if disk_initrd is not None:
+            disk_file = store_file(home_dir, disk_initrd, "initrd")
+            created.append(disk_file)
         if tree.fingerprint(root) != image.fingerprint:
             raise ImageError(f"image {image.name!r} changed while being packed; pack again")
     return Artifacts(
@@ -202,7 +208,18 @@ def _build(
         initramfs=initrd,
         torrent=torrent,
         single_stage=single,
+        disk_initrd=disk_file,
     )
+
+
+def distribution_initrd(root: Path, kernel: Kernel) -> Path | None:
+    """The image's own initrd for `kernel` (initramfs-tools made it at build time), if any.
+
+    Packed apart from the image: a stateless node boots corral's initramfs and never reads
+    it, a stateful install puts it on the disk for GRUB instead of running
+    update-initramfs on the node (minutes under emulation)."""
+    path = root / "boot" / f"initrd.img-{kernel.version}"
+    return path if path.is_file() and not path.is_symlink() else None
 
 
 def _save(home: Home, name: str, fingerprint: str, arts: Artifacts) -> None:

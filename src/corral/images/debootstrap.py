@@ -7,8 +7,9 @@ mirror or a proxy gets it used, and an offline machine fails clearly.
 debootstrap installs minbase plus a preset's packages (`corral.images.presets`);
 `finish_tree` then makes the tree an image every node can boot as itself:
 the preset's units enabled, and nothing that is per node or only takes room
-(package cache, the distribution's own initrd that corral's initramfs
-replaces, host keys, machine-id, the build host's resolv.conf).
+(package cache, host keys, machine-id, the build host's resolv.conf). The
+distribution's own initrd stays: `pack` serves it apart from the image, to
+stateful installs only (stateless nodes boot corral's initramfs).
 """
 
 from __future__ import annotations
@@ -132,16 +133,16 @@ def run_second_stage(root: Path, reporter: Reporter = QUIET) -> None:
 
 
 # Left in the tree by debootstrap or by package scripts, removed after the build:
-# the .deb cache and apt's indexes (apt-get update brings them back), the initrd
-# that initramfs-tools made (corral boots its own initramfs), and the per-node
-# files each node gets from its overlay (host keys, machine-id, resolv.conf).
+# the .deb cache and apt's indexes (apt-get update brings them back), the links
+# to the initrd, and the per-node files each node gets from its overlay (host keys,
+# machine-id, resolv.conf). The initrd initramfs-tools made stays in /boot: `pack`
+# keeps it out of the image archive and serves it apart, to stateful installs only.
 CLEANUP_GLOBS = (
     "var/cache/apt/archives/*.deb",
     "var/cache/apt/archives/partial/*",
     "var/cache/apt/*.bin",
     "var/lib/apt/lists/*_Packages",
     "var/lib/apt/lists/*Release*",
-    "boot/initrd.img-*",
     "initrd.img",
     "initrd.img.old",
     "etc/ssh/ssh_host_*",

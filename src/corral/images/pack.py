@@ -9,7 +9,7 @@ measurements behind tar over cpio and the level.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, cast
@@ -61,12 +61,15 @@ def pack_tree(
     root: Path,
     on_data: Callable[[int], None] | None = None,
     level: int = LEVEL,
+    leave_out: Collection[str] = (),
 ) -> Packed:
-    """Write `root` as tar+zstd into the artifact store; return it and the content digest."""
+    """Write `root` as tar+zstd into the artifact store; return it and the content digest.
+
+    `leave_out`: files (relative paths) packed apart, e.g. the distribution's initrd."""
     with new_artifact(home) as out:
         zw = ZstdSink(out, level)
         tee = _Tee(zw)
-        TarWriter(tee, on_data).add_tree(root)
+        TarWriter(tee, on_data).add_tree(root, leave_out)
         zw.close()
         artifact = out.commit(home, "tar+zstd")
     return Packed(artifact, "sha256:" + tee.hash.hexdigest())

@@ -79,6 +79,12 @@ class Artifacts(Model):
     single_stage: ArtifactFile | None = Field(
         None, description="The image itself as a cpio initrd (Warewulf-style), if asked for"
     )
+    disk_initrd: ArtifactFile | None = Field(
+        None,
+        description="The distribution's own initrd for the kernel (boot/initrd.img-VERSION), "
+        "packed apart from the image: only a stateful install, which boots from its disk, "
+        "fetches it (so it need not run update-initramfs on the node)",
+    )
     signature: str | None = Field(
         None,
         description="base64 ed25519 signature of the image's sha256 and the torrent's "
@@ -94,6 +100,7 @@ class Artifacts(Model):
             ("initramfs", self.initramfs),
             ("initramfs tools", self.initramfs.tools),
             ("single stage", self.single_stage),
+            ("disk initrd", self.disk_initrd),
         ]
         return [(kind, file) for kind, file in out if file is not None]
 

@@ -451,7 +451,21 @@ def stop_pid(pid: int, expect: str, timeout: float = 10.0) -> bool:
     if pid_alive(pid) and expect in cmdline_of(pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+    reap(pid)
     return True
+
+
+def reap(pid: int, timeout: float = 5.0) -> None:
+    """Collect `pid`'s exit status if it is a child of ours (no zombie left behind)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return  # not our child (its parent reaps it) or already reaped
+        if done or time.monotonic() > deadline:
+            return
+        time.sleep(0.05)
 
 
 __all__ = ["Lab", "LabOptions", "LabState", "qemu_argv"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import stat
 from pathlib import Path
 
@@ -35,3 +36,22 @@ def create_private(path: Path) -> None:
 def sqlite_files(database: Path) -> list[Path]:
     """The database and the journal files SQLite keeps beside it."""
     return [database, *(database.with_name(database.name + s) for s in ("-wal", "-shm"))]
+
+
+def admin_token(path: Path, create: bool = False) -> str | None:
+    """The admin API token kept at `path` (0600); made when `create` and missing.
+
+    Here, beside the file modes, and not in `corral.app`: the CLI reads it for
+    `--server` without loading the database library.
+    """
+    if path.exists():
+        make_private(path)  # one an older corral or a hand left readable
+        return path.read_text().strip()
+    if not create:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    return token

@@ -92,6 +92,8 @@ async def heartbeat(request: web.Request) -> web.Response:
             "state": status["state"],
             "heartbeat_every": settings.heartbeat_every,
             "overlay_every": settings.overlay_every,
+            # every live server's API URL, this one first: where the agent goes when we fail
+            "servers": ctx.api_bases,
         }
     )
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from corral.actions import inventory_data
+from corral.actions import inventory_data, node_data
 from corral.inventory import ops
 from corral.inventory.fileformat import public_dict
 from corral.inventory.hostlists import expand
@@ -98,11 +98,12 @@ async def delete_record(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/nodes")
 async def list_nodes(request: web.Request) -> web.Response:
+    """`?names=HOSTLIST` picks nodes; `?effective=1` adds each one's merged settings."""
     ctx = context_of(request)
-    inv = await ctx.run(ctx.actions.inventory)
     pattern = request.query.get("names")
-    names = expand(pattern) if pattern else sorted(inv.nodes)
-    return web.json_response([record_json(ops.get(inv.nodes, n, "node")) for n in names])
+    names = expand(pattern) if pattern else None
+    effective = request.query.get("effective") == "1"
+    return web.json_response(await ctx.run(ctx.actions.nodes, names, effective))
 
 
 @routes.get("/api/v1/nodes/{name}")
@@ -110,11 +111,8 @@ async def get_node(request: web.Request) -> web.Response:
     ctx = context_of(request)
     inv = await ctx.run(ctx.actions.inventory)
     name = request.match_info["name"]
-    node = ops.get(inv.nodes, name, "node")
-    eff = inv.effective(name)
-    data = record_json(node)
-    data["effective"] = eff.settings.model_dump(mode="json", exclude_defaults=True)
-    data["origins"] = {k: ",".join(v) for k, v in eff.origins.items()}
+    data = node_data(inv, name, effective=True)
+    data["origins"] = {k: ",".join(v) for k, v in inv.effective(name).origins.items()}
     return web.json_response(data)
 
 

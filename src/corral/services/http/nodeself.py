@@ -29,7 +29,7 @@ from corral.store.status import get_status
 
 routes = web.RouteTableDef()
 Data = dict[str, Any]
-ARTIFACT_KINDS = ("image", "torrent", "kernel", "initramfs")
+ARTIFACT_KINDS = ("image", "torrent", "kernel", "initramfs", "disk_initrd")
 SHELL_FIELDS = ("url", "sha256", "size", "info_hash")
 
 
@@ -67,13 +67,18 @@ def image_info(conn: Connection, name: str | None, server_url: str) -> Data | No
     if arts is None:
         digest = record.digest if record else None
         return {"name": name, "digest": digest, "ready": False, "artifacts": {}}
-    files = {k: artifact_entry(getattr(arts, k), server_url) for k in ARTIFACT_KINDS}
+    files = {
+        kind: artifact_entry(file, server_url)
+        for kind in ARTIFACT_KINDS
+        if (file := getattr(arts, kind)) is not None
+    }
     info = {
         "name": name,
         "digest": arts.digest,
         "ready": True,
         "artifacts": files,
         "signature": arts.signature,
+        "kernel_version": arts.kernel_version,
     }
     assert record is not None
     info["root_bytes"] = root_bytes(record.size, record.files)  # the stateless root's tmpfs
@@ -144,6 +149,7 @@ def shell_lines(info: Data) -> str:
         "IMAGE_ROOT_BYTES": image.get("root_bytes"),
         "IMAGE_RAM_BYTES": image.get("ram_bytes"),
         "IMAGE_SIGNATURE": image.get("signature"),
+        "IMAGE_KERNEL_VERSION": image.get("kernel_version"),
         "DISK_DEVICE": disk.get("device"),
         "DISK_WIPE": None if not disk else {True: "1", False: "0"}.get(disk["wipe"], "auto"),
         "DISK_PARTITIONS": " ".join(parts),

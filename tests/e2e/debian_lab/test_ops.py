@@ -28,7 +28,7 @@ from corral.overlays.adminkey import admin_public_keys
 from corral.overlays.sshkeys import HostKeyStore
 from corral.power.run import Action
 from tests.e2e.debian import BOOTED, DebianLab
-from tests.e2e.polling import power, wait_for
+from tests.e2e.polling import power, states_since, wait_for
 
 pytestmark = [
     pytest.mark.netns,
@@ -43,14 +43,6 @@ EXTRA_NODE, EXTRA_IP = "extra01", "10.99.0.77"
 
 def states(lab: DebianLab, node: str) -> dict[str, str]:
     return {row["node"]: row["state"] for row in lab.actions.status([node])}
-
-
-def states_since(lab: DebianLab, node: str, since: float) -> list[str]:
-    return [
-        e["data"]["state"]
-        for e in lab.actions.events(0, 100000)
-        if e["node"] == node and e["kind"] == "state" and e["time"] > since
-    ]
 
 
 def wait_ready(lab: DebianLab, nodes: tuple[str, ...], timeout: float = 900) -> None:
@@ -206,13 +198,14 @@ def test_the_grabbed_image_boots_lab02_as_itself_after_an_ssh_power_reset(
         assert reset.returncode == 0, reset.stdout + reset.stderr
         wait_for(
             "lab02 to boot the grabbed image and report ready",
-            lambda: "ready" in states_since(debian_lab, "lab02", asked),
+            lambda: "ready" in states_since(debian_lab.actions, "lab02", asked),
             timeout=1200,
             every=5,
         )
     finally:
         corral.change(lambda inv: inv.nodes.__setitem__("lab02", original))
-    assert "downloading" in states_since(debian_lab, "lab02", asked)  # a new boot, not a resume
+    # a new boot, not a resume
+    assert "downloading" in states_since(debian_lab.actions, "lab02", asked)
     done = debian_lab.ssh(  # strict host-key check: lab02's own overlay keys
         "lab02", "uname -n; cat /etc/machine-id /etc/corral/node /var/lib/corral-grab-marker"
     )
@@ -231,11 +224,11 @@ def test_lab03_too_small_for_ram_installs_stateful_and_keeps_var_across_a_reboot
     power(lab.lab, node, Action.CYCLE)  # the fixture left it stopped after its failures
     wait_for(
         f"{node} installed on its disk and ready",
-        lambda: "ready" in states_since(lab, node, asked),
+        lambda: "ready" in states_since(lab.actions, node, asked),
         timeout=1500,
         every=5,
     )
-    assert "installing" in states_since(lab, node, asked)
+    assert "installing" in states_since(lab.actions, node, asked)
     assert "GRUB installed on /dev/vda (bios)" in lab.serial(node)
     written = lab.ssh(node, "head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n' > /var/marker")
     assert written.returncode == 0, written.stderr
@@ -248,14 +241,27 @@ def test_lab03_too_small_for_ram_installs_stateful_and_keeps_var_across_a_reboot
     lab.ssh(node, "systemctl reboot")  # ssh may lose the connection: the states below tell
     wait_for(
         f"{node} back from its disk and ready",
-        lambda: "ready" in states_since(lab, node, rebooted),
+        lambda: "ready" in states_since(lab.actions, node, rebooted),
         timeout=900,
         every=5,
     )
-    since_reboot = states_since(lab, node, rebooted)
+    since_reboot = states_since(lab.actions, node, rebooted)
     assert not {"downloading", "installing", "unpacking"} & set(since_reboot), since_reboot
     console = log.read_bytes()[offset:].decode(errors="replace")
     assert "corral initramfs" not in console  # GRUB booted the disk; corral's did not run
-    done = lab.ssh(node, "cat /var/marker; findmnt -n -o SOURCE,FSTYPE /")
+    assert "BOOT_IMAGE=/boot/vmlinuz-" in console  # GRUB put that there
+    done = lab.ssh(node, "cat /var/marker; echo; findmnt -n -o SOURCE,FSTYPE /")
     found, source, fstype = done.stdout.split()
     assert (found, fstype) == (marker, "ext4") and source.startswith("/dev/vda"), done.stdout
+
+    # `corral node reinstall`: the next network boot runs the installer again
+    reinstall = lab.cli("node", "reinstall", node)
+    assert reinstall.returncode == 0, reinstall.stderr
+    asked = time.time()
+    power(lab.lab, node, Action.RESET)
+    wait_for(
+        f"{node}'s reinstall downloading the image",
+        lambda: "downloading" in states_since(lab.actions, node, asked),
+        timeout=600,
+        every=2,
+    )
