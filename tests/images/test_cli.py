@@ -80,4 +80,8 @@ def test_show_prints_the_ram_a_stateless_node_needs_once_packed(tiny: Image) -> 
     shown = json.loads(corral("image", "show", "tiny", "-o", "json").output)
     packed = shown["artifacts"]["image"]["size"]
     assert shown["ram_needed"] == shown["size"] + shown["files"] * 2048 + packed + (64 << 20)
-    assert "ram needed (stateless)" in corral("image", "show", "tiny").output
+    table = corral("image", "show", "tiny").output
+    assert "ram needed (stateless)" in table
+    # each artifact by its kind: the initramfs and its second part are both cpio+zstd
+    tools = shown["artifacts"]["initramfs"]["tools"]["sha256"]
+    assert "initramfs tools (cpio+zstd)" in table and tools[:32] in table, table

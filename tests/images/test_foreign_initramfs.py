@@ -10,6 +10,7 @@ unpacked initramfs: the real ones, not busybox applets of the same name.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -41,8 +42,9 @@ PROGRAMS = (
 
 
 def unpack(initramfs: Path, dest: Path) -> None:
+    """Unpack over what `dest` holds (the second part over the first, as the init does)."""
     data = subprocess.run(["zstd", "-dc", str(initramfs)], capture_output=True, check=True)
-    subprocess.run(["cpio", "-idm", "--quiet"], input=data.stdout, cwd=dest, check=True)
+    subprocess.run(["cpio", "-idmu", "--quiet"], input=data.stdout, cwd=dest, check=True)
 
 
 def elf_report(path: Path) -> tuple[str, list[str], str | None]:
@@ -67,6 +69,10 @@ def test_arm64_initramfs_has_the_amd64_programs_built_for_arm64(
     stage = tmp_path / "initramfs"
     stage.mkdir()
     unpack(arts.initramfs.path(app.settings.paths.home), stage)
+    # the disk tools and dropbear are in the second part, which the init fetches
+    assert not (stage / "usr/sbin/mkfs.xfs").exists() and not (stage / "sbin/mkfs.xfs").exists()
+    assert arts.initramfs.tools is not None
+    unpack(arts.initramfs.tools.path(app.settings.paths.home), stage)
     for program, _, _ in PROGRAMS:
         assert (stage / program).exists(), program
     sonames = {p.name for p in stage.rglob("*.so*")}
@@ -90,3 +96,13 @@ def test_arm64_initramfs_has_the_amd64_programs_built_for_arm64(
             check=False,
         )
         assert words in run.stdout + run.stderr, (program, run.stdout, run.stderr)
+    # aria2c with its libxml2 and sqlite3 stubs (no ICU) reads the image's torrent
+    assert not list(stage.rglob("libicu*"))
+    shutil.copy(arts.torrent.path(app.settings.paths.home), stage / "image.torrent")
+    shown = subprocess.run(
+        ["chroot", str(stage), "/usr/bin/aria2c", "-S", "/image.torrent"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert f"Info Hash: {arts.torrent.info_hash}" in shown.stdout, shown.stderr

@@ -284,7 +284,7 @@ def show(ctx: CliContext, /, name: str, output: str) -> None:
         data["ram_needed"] = img.ram_needed
         rows += [("ram needed (stateless)", f"{_size(img.ram_needed)} + what the OS uses")]
     if img.artifacts:
-        rows += [(f"artifact {f.format}", f.sha256) for f in img.artifacts.files()]
+        rows += [(f"{kind} ({f.format})", f.sha256) for kind, f in img.artifacts.named_files()]
         rows += [("info hash", img.artifacts.torrent.info_hash)]
     emit(data, output, ("FIELD", "VALUE"), lambda: rows)
 
@@ -354,8 +354,8 @@ def pack(
     emit(
         data,
         output,
-        ("ARTIFACT", "SHA256", "SIZE"),
-        lambda: [(f.format, f.sha256, _size(f.size)) for f in arts.files()],
+        ("ARTIFACT", "FORMAT", "SHA256", "SIZE"),
+        lambda: [(k, f.format, f.sha256, _size(f.size)) for k, f in arts.named_files()],
     )
 
 

@@ -28,7 +28,6 @@ from corral.images.records import (
     ArtifactFile,
     Artifacts,
     Image,
-    Initramfs,
     Kernel,
     Torrent,
     artifact_path,
@@ -177,24 +176,27 @@ def _build(
         packed = pack_tree(home_dir, root, reporter.advance, leave_out=apart)
         created.append(packed.artifact)
         reporter.start("kernel, initramfs, torrent", None)
-        created.append(store_file(home_dir, root / kernel.vmlinuz, "bzImage"))
+        kernel_file = store_file(home_dir, root / kernel.vmlinuz, "bzImage")
+        created.append(kernel_file)
         source = initramfs.KernelSource(root, kernel.version)
         keys = pki.Pki(home.paths.pki)
-        created.append(initramfs.build_initramfs(home_dir, source, keys))
+        initrd = initramfs.build_initramfs(home_dir, source, keys)
+        created += [initrd, *([initrd.tools] if initrd.tools else [])]
         if source.arch == "arm64":  # its network loader (corral.services.grub), fetched now
             foreign.unpacked(foreign.ARM64_LOADER_PACKAGE, "arm64")
-        created.append(build_torrent(home_dir, packed.artifact, image.name, url))
+        torrent = build_torrent(home_dir, packed.artifact, image.name, url)
+        created.append(torrent)
+        single = None
         if with_single:
             reporter.start("single-stage initrd", None)
-            created.append(single_stage(home_dir, root))
+            single = single_stage(home_dir, root)
+            created.append(single)
+        disk_file = None
         if disk_initrd is not None:
-            created.append(store_file(home_dir, disk_initrd, "initrd"))
+            disk_file = store_file(home_dir, disk_initrd, "initrd")
+            created.append(disk_file)
         if tree.fingerprint(root) != image.fingerprint:
             raise ImageError(f"image {image.name!r} changed while being packed; pack again")
-    initrd = created[2]
-    assert isinstance(initrd, Initramfs)
-    torrent = created[3]
-    assert isinstance(torrent, Torrent)
     return Artifacts(
         fingerprint=image.fingerprint,
         digest=packed.digest,
@@ -202,11 +204,11 @@ def _build(
         built=time.time(),
         kernel_version=kernel.version,
         image=packed.artifact,
-        kernel=created[1],
+        kernel=kernel_file,
         initramfs=initrd,
         torrent=torrent,
-        single_stage=created[4] if with_single else None,
-        disk_initrd=created[-1] if disk_initrd is not None else None,
+        single_stage=single,
+        disk_initrd=disk_file,
     )
 
 

@@ -19,12 +19,19 @@ import zstandard
 
 from corral.images import tools
 
-BOOT_MODULES = (
-    "virtio_net", "virtio_blk", "virtio_pci", "virtio_scsi", "e1000", "e1000e", "igb",
-    "ixgbe", "i40e", "mlx4_en", "mlx5_core", "bnxt_en", "tg3", "r8169", "genet",
-    "mdio_bcm_unimac", "broadcom", "nvme", "ahci", "sd_mod", "ext4", "xfs", "overlay", "af_packet",
-    "crc32c_generic", "crc32c_intel", "vfat", "nls_cp437", "nls_ascii",
+# what every node needs to reach the server: NIC drivers, and packet sockets for DHCP
+NETBOOT_MODULES = (
+    "virtio_net", "virtio_pci", "e1000", "e1000e", "igb", "ixgbe", "i40e", "mlx4_en",
+    "mlx5_core", "bnxt_en", "tg3", "r8169", "genet", "mdio_bcm_unimac", "broadcom", "overlay",
+    "af_packet",
 )  # fmt: skip
+# what only a stateful install or service mode needs: disks and their file systems
+# (the initramfs' second part, `initramfs.split_tools`)
+DISK_MODULES = (
+    "virtio_blk", "virtio_scsi", "nvme", "ahci", "sd_mod", "ext4", "xfs", "crc32c_generic",
+    "crc32c_intel", "vfat", "nls_cp437", "nls_ascii",
+)  # fmt: skip
+BOOT_MODULES = NETBOOT_MODULES + DISK_MODULES
 SUFFIXES = (".ko", ".ko.xz", ".ko.zst", ".ko.gz")
 INDEX_FILES = ("modules.order", "modules.builtin", "modules.builtin.modinfo")
 

@@ -57,6 +57,11 @@ class Initramfs(ArtifactFile):
     modules: list[str] = Field(default_factory=list, description="Modules included (with deps)")
     missing: list[str] = Field(default_factory=list, description="Asked for, not in the kernel")
     init: Literal["agent", "placeholder"] = "placeholder"
+    tools: ArtifactFile | None = Field(
+        None,
+        description="Its second part (disk tools, dropbear, disk modules): fetched by a node "
+        "only for a stateful install, a node script or service mode",
+    )
 
 
 class Artifacts(Model):
@@ -86,9 +91,21 @@ class Artifacts(Model):
         "info-hash (corral.pki.image_statement), checked by the initramfs",
     )
 
+    def named_files(self) -> list[tuple[str, ArtifactFile]]:
+        """(kind, file) for every file: what `corral image show` and `pack` list."""
+        out: list[tuple[str, ArtifactFile | None]] = [
+            ("image", self.image),
+            ("torrent", self.torrent),
+            ("kernel", self.kernel),
+            ("initramfs", self.initramfs),
+            ("initramfs tools", self.initramfs.tools),
+            ("single stage", self.single_stage),
+            ("disk initrd", self.disk_initrd),
+        ]
+        return [(kind, file) for kind, file in out if file is not None]
+
     def files(self) -> list[ArtifactFile]:
-        out: list[ArtifactFile] = [self.image, self.torrent, self.kernel, self.initramfs]
-        return out + [f for f in (self.single_stage, self.disk_initrd) if f is not None]
+        return [file for _, file in self.named_files()]
 
 
 class Image(Model):

@@ -1,0 +1,149 @@
+"""The initramfs every node downloads: within its ceiling, aria2c still a BitTorrent peer."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from corral.app import Corral
+from corral.images.artifacts import pack_image
+from corral.images.initramfs import STUBBED_LIBRARIES, TINY_CEILING, TOOLS_POINTER, libraries_in
+from corral.images.records import Artifacts, Image
+from corral.services.seeder import SeederSettings
+from tests.images.test_init_disk import function
+from tests.services.test_seeder_swarm import SwarmServer, download_two, serve
+
+URL = "http://10.9.0.1:8080"
+
+
+@pytest.fixture
+def packed(app: Corral, tiny: Image) -> Artifacts:
+    return pack_image(app, "tiny", URL)
+
+
+@pytest.fixture
+def unpacked(app: Corral, packed: Artifacts, tmp_path: Path) -> Path:
+    root = tmp_path / "initramfs"
+    root.mkdir()
+    data = packed.initramfs.path(app.settings.paths.home).read_bytes()
+    raw = zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    subprocess.run(["cpio", "-id", "--quiet"], input=raw, cwd=root, check=True)
+    return root
+
+
+@pytest.fixture
+def swarm(corral_home: Path) -> Iterator[SwarmServer]:
+    yield from serve(SeederSettings())
+
+
+def test_the_tiny_images_initramfs_is_within_its_ceiling(packed: Artifacts) -> None:
+    assert packed.initramfs.format == "cpio+zstd"
+    assert packed.initramfs.size <= TINY_CEILING, f"{packed.initramfs.size / 1e6:.2f} MB"
+
+
+def test_unused_libraries_are_stubs_and_what_only_they_needed_is_gone(
+    app: Corral, packed: Artifacts, unpacked: Path, root_only: None
+) -> None:
+    libs = {p.name: p for p in libraries_in(unpacked)}
+    for name in STUBBED_LIBRARIES:
+        assert libs[name].stat().st_size < 64 << 10, name  # the real ones are 0.1-1.8 MB
+    assert not [name for name in libs if name.startswith(("libicu", "libffi"))]
+    # the initramfs' zstd (its liblzma and liblz4 stubs) still unpacks the packed image
+    shutil.copy(packed.image.path(app.settings.paths.home), unpacked / "image.tar.zst")
+    listed = subprocess.run(
+        ["chroot", str(unpacked), "/bin/sh", "-c", "zstd -dcq /image.tar.zst | tar -tf -"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert listed.returncode == 0 and "bin/busybox" in listed.stdout.split(), listed.stderr
+
+
+@pytest.mark.slow
+def test_the_initramfs_aria2c_downloads_from_the_swarm(
+    swarm: SwarmServer, unpacked: Path, tmp_path: Path, root_only: None
+) -> None:
+    """Two chrooted aria2c of the initramfs against corral's tracker and seeder (real peers)."""
+    info_hash = download_two(swarm, tmp_path, 4 << 20, 256 << 10, root=unpacked)
+    stats = swarm.tracker.stats()[info_hash]
+    assert stats["completed"] == 2
+    # `aria2c -S` is how the init reads the info-hash it checks against the signature
+    shown = subprocess.run(
+        ["chroot", str(unpacked), "aria2c", "-S", "/dl/image.torrent"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert f"Info Hash: {info_hash}" in shown.stdout
+
+
+TOOLS_STUBS = """
+RUN=/run DOWN= SERVERS= SERVER= CREDENTIAL=
+say() { echo "corral: $*"; }
+load_drivers() { :; }
+"""
+TOOLS_FUNCTIONS = (
+    "need_tools", "tools_failed", "http_get", "http_get_one", "retry", "on_servers", "mirrors",
+)  # fmt: skip
+
+
+def need_tools_in(root: Path, http_server: str) -> subprocess.CompletedProcess[str]:
+    """The init's own need_tools, run by the initramfs' busybox chrooted into it."""
+    script = TOOLS_STUBS + "".join(function(name) for name in TOOLS_FUNCTIONS)
+    script += f'HTTP_SERVERS="{http_server}"\nmkdir -p $RUN\nneed_tools || echo "$TOOLS_ERROR"\n'
+    return subprocess.run(
+        ["chroot", str(root), "/bin/sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+        check=False,
+    )
+
+
+def test_a_stateless_node_does_not_get_the_disk_tools(packed: Artifacts, unpacked: Path) -> None:
+    tools = packed.initramfs.tools
+    assert tools is not None and tools in packed.files()  # gc keeps it, servers sync it
+    pointer = (unpacked / TOOLS_POINTER).read_text().split()
+    assert pointer == [tools.sha256, str(tools.size), tools.format]
+    for program in ("usr/sbin/sfdisk", "usr/sbin/mkfs.xfs", "usr/sbin/dropbear"):
+        assert not (unpacked / program).exists()
+    version = packed.kernel_version
+    assert not list((unpacked / "lib/modules" / version).rglob("xfs.ko"))
+    assert "virtio_net.ko" in (unpacked / "lib/modules" / version / "modules.dep").read_text()
+
+
+@pytest.mark.slow
+def test_need_tools_fetches_checks_and_unpacks_the_second_part(
+    app: Corral, swarm: SwarmServer, packed: Artifacts, unpacked: Path, root_only: None
+) -> None:
+    done = need_tools_in(unpacked, swarm.corral.options.server_url)
+    assert done.returncode == 0 and "disk and service tools" in done.stdout, done.stderr
+    assert "the disk and service tools:" not in done.stdout  # no error
+    for argv in (["mkfs.xfs", "-V"], ["sfdisk", "-v"], ["mkfs.ext4", "-V"], ["dropbear", "-V"]):
+        run = subprocess.run(["chroot", str(unpacked), *argv], capture_output=True, check=False)
+        assert run.returncode == 0, (argv, run.stderr)
+    moddep = (unpacked / "lib/modules" / packed.kernel_version / "modules.dep").read_text()
+    assert "xfs.ko:" in moddep and "virtio_net.ko:" in moddep  # the index of both parts
+    assert not (unpacked / "run/tools.cpio").exists()
+
+
+@pytest.mark.slow
+def test_need_tools_refuses_a_second_part_that_is_not_the_one_built(
+    app: Corral, swarm: SwarmServer, packed: Artifacts, unpacked: Path, root_only: None
+) -> None:
+    tools = packed.initramfs.tools
+    assert tools is not None
+    tools.path(app.settings.paths.home).write_bytes(b"not the tools")
+    done = need_tools_in(unpacked, swarm.corral.options.server_url)
+    assert f"sha256 {hashlib.sha256(b'not the tools').hexdigest()}, not {tools.sha256}" in (
+        done.stdout
+    )
+    assert not (unpacked / "usr/sbin/mkfs.xfs").exists()
+    assert not (unpacked / "run/tools.cpio").exists()
