@@ -30,6 +30,8 @@ from corral.app import Corral
 from corral.config import Settings
 from corral.images import api
 from corral.images.artifacts import pack_image
+from corral.inventory.index import Inventory
+from corral.inventory.models import NfsShare
 from corral.lab.accel import choose_accel
 from corral.lab.lab import SERVER_URL, Lab, LabOptions, LabState, memory_for, node_names
 from corral.lab.netns import can_create_namespaces, ns_argv
@@ -60,6 +62,7 @@ PRESET = "slurm"
 NODES = node_names(3)
 CONTROLLER = NODES[0]
 SAVING = NODES[1:]  # tagged slurm-power=save: Slurm powers them off and on through corral
+SHARE = NfsShare(export="/srv/shared", mount="/shared")  # exported by the controller
 BOOT_TIMEOUT = 1200.0  # per node, TCG on a loaded 2-core machine
 SLURM_TIMEOUT = 600.0
 
@@ -82,6 +85,20 @@ class SlurmLab:
         """`command` on `node` as the lab's cluster user (a login shell, its own SSH key)."""
         quoted = command.replace("'", "'\\''")
         return self.shell.run(node, f"su - {LAB_USER.name} -c '{quoted}'", timeout=timeout)
+
+
+def share_over_nfs(corral: Corral) -> None:
+    """The controller exports SHARE over NFS (the `nfs` overlay set); every node mounts it."""
+
+    def change(inv: Inventory) -> None:
+        inv.settings = inv.settings.model_copy(update={"nfs": [SHARE]})
+        controller = inv.nodes[CONTROLLER]
+        tags = {**controller.tags, "nfs": "server"}
+        inv.nodes[CONTROLLER] = controller.model_copy(update={"tags": tags})
+        lab = inv.profiles["lab"]
+        inv.profiles["lab"] = lab.model_copy(update={"overlays": [*lab.overlays, "nfs"]})
+
+    corral.change(change)
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +124,7 @@ def slurm_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmLab]:
     try:
         state = lab.up(opts)
         LocalActions(corral).set_nodes(list(SAVING), {"tags": {"slurm-power": "save"}})
+        share_over_nfs(corral)
         report = asyncio.run(
             boot_in_waves(LocalActions(corral), NODES, len(NODES), timeout=BOOT_TIMEOUT)
         )
@@ -217,6 +235,20 @@ def test_ansible_ping_reaches_every_node_through_corrals_inventory(
     assert ran.returncode == 0, ran.stdout + ran.stderr
     for node in NODES:
         assert f"{node} | SUCCESS" in ran.stdout, ran.stdout
+
+
+def test_a_file_written_on_one_node_is_read_on_another_over_nfs(slurm_lab: SlurmLab) -> None:
+    shell, user = slurm_lab.shell, LAB_USER.name
+    exported = shell.run(CONTROLLER, f"exportfs -v; install -d -o {user} /srv/shared/{user}")
+    assert exported.returncode == 0 and "/srv/shared" in exported.stdout, exported.stderr
+    note = f"/shared/{user}/from-lab02"
+    wrote = slurm_lab.as_user(
+        NODES[1], f"echo written-on-lab02 > {note}; findmnt -n -o FSTYPE /shared"
+    )
+    assert wrote.returncode == 0, wrote.stderr
+    assert wrote.stdout.split()[-1].startswith("nfs"), wrote.stdout  # the share, not a local dir
+    read = slurm_lab.as_user(NODES[2], f"cat {note}")
+    assert (read.returncode, read.stdout) == (0, "written-on-lab02\n"), read.stderr
 
 
 def power_state(slurm_lab: SlurmLab, node: str) -> str:

@@ -55,6 +55,24 @@ def test_the_tagged_node_exports_its_shares_to_its_networks(paths: Paths) -> Non
     assert renderer.render(nfs_inventory(), "n1", ["nfs"]).files == {}
 
 
+def test_a_stateless_server_gives_each_tmpfs_export_an_fsid_and_makes_its_directory(
+    paths: Paths,
+) -> None:
+    data = copy.deepcopy(CLUSTER)
+    data["cluster"]["nfs"] = [*SHARES, {"export": "/srv/scratch"}]
+    data["nodes"][0]["tags"] = {"nfs": "server"}  # n1: stateless, its root a tmpfs
+    inv = Inventory.from_cluster(Cluster.model_validate(data))
+    files = OverlayRenderer(paths).render(inv, "n1", ["nfs"]).files
+    exports = files["/etc/exports"].data.decode()
+    assert "/srv/home\t10.77.0.0/24(rw,sync,no_subtree_check,fsid=1) " in exports
+    assert "/srv/scratch\t10.77.0.0/24(rw,sync,no_subtree_check,fsid=2) " in exports
+    made = files["/etc/tmpfiles.d/corral-nfs.conf"].data.decode().splitlines()
+    assert [line for line in made if line.startswith("d ")] == [
+        "d /srv/home 0755 root root -",
+        "d /srv/scratch 0755 root root -",
+    ]
+
+
 @pytest.mark.parametrize(
     "share",
     [{"export": "relative"}, {"export": "/x", "options": "rw;reboot"}, {"export": "/a b"}],

@@ -28,7 +28,7 @@ def test_builtin_runtime_overlays_and_their_reload_commands(paths: Paths) -> Non
         "hosts": None,
         "mpi": None,
         "munge": "systemctl try-restart munge.service",
-        "nfs-exports": "exportfs -ra",
+        "nfs-exports": "systemd-tmpfiles --create /etc/tmpfiles.d/corral-nfs.conf && exportfs -ra",
         "slurm-config": "/usr/lib/corral/slurm-reconfigure",
         "users": "/usr/lib/corral/corral-users",
     }

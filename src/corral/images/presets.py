@@ -16,7 +16,8 @@ minbase tree cannot boot. A preset names the packages on top of minbase:
              stateful installs put a bootloader on the disk from the image's
              own packages).
     slurm    server plus the Slurm daemons (slurmd, slurmctld), munge, Open MPI and
-             the NFS client, for workload nodes; the `slurm` overlay set configures them.
+             NFS (client and server: the node tagged nfs=server exports the
+             cluster's shares), for workload nodes; the `slurm` overlay set configures them.
 
 `--include`/`--exclude` add to or take from the chosen preset.
 """
@@ -58,7 +59,17 @@ SERVER = (
     "rsync",
 )
 # one image for every Slurm node: the slurm overlay starts slurmctld on the controller only
-SLURM = (*SERVER, "munge", "slurmd", "slurmctld", "slurm-client", "openmpi-bin", "nfs-common")
+# the NFS server too: the node tagged nfs=server exports the cluster's shares (the nfs overlay)
+SLURM = (
+    *SERVER,
+    "munge",
+    "slurmd",
+    "slurmctld",
+    "slurm-client",
+    "openmpi-bin",
+    "nfs-common",
+    "nfs-kernel-server",
+)
 
 
 @dataclass(frozen=True)
@@ -82,7 +93,7 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "slurm",
-            "server + munge, slurmd, slurmctld, slurm-client, openmpi-bin, nfs-common",
+            "server + munge, slurmd, slurmctld, slurm-client, openmpi-bin, NFS client and server",
             SLURM,
             bootloader=True,
         ),
