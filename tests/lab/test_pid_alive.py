@@ -8,7 +8,7 @@ import signal
 import subprocess
 import time
 
-from corral.lab.lab import pid_alive, stop_pid
+from corral.lab.lab import cmdline_of, pid_alive, stop_pid
 
 
 def test_a_killed_unreaped_child_is_not_alive() -> None:
@@ -34,6 +34,10 @@ def test_no_such_process_is_not_alive() -> None:
 def test_stop_pid_leaves_no_zombie_of_a_child_behind() -> None:
     child = subprocess.Popen(["sleep", "60"])
     try:
+        deadline = time.monotonic() + 10
+        while "sleep" not in cmdline_of(child.pid):  # until the fork has exec'd sleep
+            assert time.monotonic() < deadline, "sleep never started"
+            time.sleep(0.01)
         assert stop_pid(child.pid, "sleep")
         assert not os.path.exists(f"/proc/{child.pid}")  # reaped, not a zombie
     finally:
