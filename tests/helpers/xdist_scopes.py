@@ -26,18 +26,19 @@ LAB_PER_TEST = frozenset(
         "tests/e2e/test_stateful_debian.py",
     }
 )
-# wall minutes of the long units, from `pytest --durations=0 -m vm` with two workers
-# (2026-12-03, 2 cores, the Debian trees built in the run); a unit not named is short
+# worker minutes of the long units, from a whole `make test` run with two workers and no
+# test cache (2026-12-03, 2 cores, the Debian trees built in the run; slurm: + power saving
+# and NFS, estimated); a unit not named is short
 UNIT_MINUTES = {
-    "debian_lab": 17.0,
+    "debian_lab": 23.0,
     "tests/e2e/test_slurm_lab.py": 19.0,
     "tests/e2e/test_stateful_debian.py::test_a_stateful_uefi_node_boots_grub_from_its_esp_with_no_download": 6.0,  # noqa: E501
-    "tests/e2e/test_lab_boot.py::test_http_fallback_and_reset_during_download": 3.2,
-    "tests/e2e/test_scripts_service_stateful.py::test_a_stateful_node_installs_onto_an_xfs_root_and_installs_again": 2.6,  # noqa: E501
-    "tests/e2e/test_home_network.py": 2.3,
-    "tests/e2e/test_failover_boot.py": 2.1,
+    "tests/e2e/test_lab_boot.py::test_http_fallback_and_reset_during_download": 3.1,
+    "tests/e2e/test_scripts_service_stateful.py::test_a_stateful_node_installs_onto_an_xfs_root_and_installs_again": 2.8,  # noqa: E501
+    "tests/e2e/test_arm64_boot.py": 2.6,
+    "tests/e2e/test_home_network.py": 2.1,
+    "tests/e2e/test_failover_boot.py": 1.6,
     "tests/e2e/test_firmware_pxe.py::test_uefi_ovmf_loads_ipxe_efi_over_tftp_then_script": 2.0,
-    "tests/e2e/test_arm64_boot.py": 1.9,
 }
 
 
