@@ -208,7 +208,7 @@ class LocalActions:
         return self.app.apply(desired, prune=prune, dry_run=dry_run)
 
     def discovered(self) -> list[Data]:
-        with self.app.store.transaction() as conn:
+        with self.app.store.reading() as conn:
             return list_discovered(conn)
 
     @audited
@@ -219,12 +219,12 @@ class LocalActions:
 
     def status(self, names: list[str] | None = None) -> list[Data]:
         """Each node's state (all nodes, or `names`); see `corral.states`."""
-        with self.app.store.transaction() as conn:
+        with self.app.store.reading() as conn:
             return status_of_nodes(conn, names)
 
     def events(self, since: int = 0, limit: int = 1000) -> list[Data]:
         """State-change events with an id above `since`, oldest first."""
-        with self.app.store.transaction() as conn:
+        with self.app.store.reading() as conn:
             return events_since(conn, since, limit)
 
     def find_events(
@@ -238,7 +238,7 @@ class LocalActions:
     ) -> list[Data]:
         """Events matching the filters, oldest first (`newest`: the last `limit` of them)."""
         query = EventQuery(after, limit, nodes, kinds, start, newest)
-        with self.app.store.transaction() as conn:
+        with self.app.store.reading() as conn:
             return find_events(conn, query)
 
     def power(self, names: list[str], action: str, concurrency: int) -> list[PowerResult]:
@@ -256,7 +256,7 @@ class LocalActions:
     def switches(self) -> list[Switch]:
         from corral.discovery import switches as sw
 
-        with self.app.store.transaction() as conn:
+        with self.app.store.reading() as conn:
             return sorted(sw.load_switches(conn).values(), key=lambda s: s.name)
 
     @audited
@@ -284,7 +284,7 @@ class LocalActions:
     def images(self) -> list[Image]:
         from corral.images import catalog
 
-        with self.app.store.transaction() as conn:
+        with self.app.store.reading() as conn:
             return catalog.all_images(conn)
 
     @audited
@@ -295,7 +295,7 @@ class LocalActions:
 
     def tokens(self) -> list[Data]:
         """Every API token: name, role, when created and last used; never the secret."""
-        with self.app.store.transaction() as conn:
+        with self.app.store.reading() as conn:
             return tokens.list_tokens(conn)
 
     @audited
@@ -336,7 +336,7 @@ class LocalActions:
         """The job's runs; with `wait`, polls until every run finished or `wait` passed."""
         deadline = time.monotonic() + wait
         while True:
-            with self.app.store.transaction() as conn:
+            with self.app.store.reading() as conn:
                 found = job_runs(conn, job)
             if finished(found) or time.monotonic() >= deadline:
                 return found
