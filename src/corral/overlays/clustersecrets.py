@@ -23,13 +23,13 @@ import contextlib
 import os
 import re
 import secrets
-import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from corral.overlays.errors import OverlayError
+from corral.overlays.sshkeys import keygen
 
 MUNGE_KEY_BYTES = 512  # munge wants at least 32; `mungekey` makes 1024 bits by default
 K3S_TOKEN_BYTES = 32
@@ -120,16 +120,7 @@ class ClusterSecrets:
         """A pair made in a scratch directory renamed to `folder`: never half a pair."""
         scratch = self._scratch_dir(folder.parent)
         try:
-            tmp = scratch / "id_ed25519"
-            argv = ["ssh-keygen", "-q", "-t", "ed25519", "-N", ""]
-            argv += ["-C", f"{user}@{self.cluster}", "-f", str(tmp)]
-            try:
-                subprocess.run(argv, check=True, capture_output=True, stdin=subprocess.DEVNULL)
-            except FileNotFoundError:
-                raise OverlayError("ssh-keygen is not installed (Debian: openssh-client)") from None
-            except subprocess.CalledProcessError as exc:
-                reason = exc.stderr.decode(errors="replace").strip()
-                raise OverlayError(f"ssh-keygen failed for user {user}: {reason}") from None
+            keygen("ed25519", scratch / "id_ed25519", f"{user}@{self.cluster}")
             for item in scratch.iterdir():
                 item.chmod(0o600)
             try:

@@ -121,7 +121,7 @@ class HostKeyStore:
         scratch = Path(tempfile.mkdtemp(prefix=f".{node}-", dir=self.root))
         try:
             for key_type in self.types:
-                _keygen(key_type, scratch / f"ssh_host_{key_type}_key", node)
+                keygen(key_type, scratch / f"ssh_host_{key_type}_key", f"root@{node}")
             for item in scratch.iterdir():
                 item.chmod(0o600)
             if folder.exists():  # an incomplete earlier attempt, or a new key type
@@ -132,15 +132,16 @@ class HostKeyStore:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _keygen(key_type: str, path: Path, node: str) -> None:
-    argv = ["ssh-keygen", "-q", "-t", key_type, "-N", "", "-C", f"root@{node}", "-f", str(path)]
+def keygen(key_type: str, path: Path, comment: str) -> None:
+    """An unencrypted key pair at `path` (and `path`.pub) by ssh-keygen; OverlayError if not."""
+    argv = ["ssh-keygen", "-q", "-t", key_type, "-N", "", "-C", comment, "-f", str(path)]
     try:
         subprocess.run(argv, check=True, capture_output=True, stdin=subprocess.DEVNULL)
     except FileNotFoundError:
         raise OverlayError("ssh-keygen is not installed (Debian: openssh-client)") from None
     except subprocess.CalledProcessError as exc:
         reason = exc.stderr.decode(errors="replace").strip()
-        raise OverlayError(f"ssh-keygen -t {key_type} failed for node {node}: {reason}") from None
+        raise OverlayError(f"ssh-keygen -t {key_type} failed for {comment}: {reason}") from None
 
 
 def _rename_or_lose(scratch: Path, folder: Path) -> None:
