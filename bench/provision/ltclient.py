@@ -1,4 +1,4 @@
-"""A small libtorrent node client (reference line: the initramfs carries aria2c, not this).
+"""A libtorrent node client with libtorrent's defaults: the stock swarm's nodes.
 
     python ltclient.py TORRENT SAVE_DIR DONE_FILE
 

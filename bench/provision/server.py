@@ -25,6 +25,7 @@ from aiohttp import web
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 from corral.services.seeder import Seeder, SeederSettings
+from corral.services.serve import ServeOptions
 from corral.services.tracker import Tracker, TrackerPolicy, tracker_routes
 
 
@@ -36,6 +37,14 @@ def parse() -> argparse.Namespace:
     p.add_argument("--torrent", type=Path, required=True)
     p.add_argument("--image", type=Path, required=True)
     p.add_argument("--stats", type=Path, required=True)
+    p.add_argument(
+        "--preset",
+        choices=["corral", "stock", "custom"],
+        default="custom",
+        help="corral: what `corral serve` ships; stock: a plain libtorrent seed "
+        "(8 upload slots) behind a tracker handing out random peers; custom: "
+        "the options below",
+    )
     p.add_argument("--no-seeder", action="store_true")
     p.add_argument("--seeder-rate", type=int, default=0, help="bytes/s, 0 = unlimited")
     p.add_argument("--super-seeding", action="store_true")
@@ -50,6 +59,10 @@ def parse() -> argparse.Namespace:
 
 
 def policy_of(args: argparse.Namespace) -> TrackerPolicy:
+    if args.preset == "corral":
+        return TrackerPolicy()  # what corral.services.serve runs
+    if args.preset == "stock":
+        return TrackerPolicy(server_seed_until=10**6, progress_buckets=1)
     return TrackerPolicy(
         storm_interval=args.storm_interval,
         server_seed_until=args.server_seed_until,
@@ -59,6 +72,10 @@ def policy_of(args: argparse.Namespace) -> TrackerPolicy:
 
 
 def seeder_settings(args: argparse.Namespace) -> SeederSettings:
+    if args.preset == "corral":
+        return ServeOptions().seeder_settings
+    if args.preset == "stock":
+        return SeederSettings()  # libtorrent's defaults: 8 upload slots, round robin
     return SeederSettings(
         upload_rate=args.seeder_rate,
         super_seeding=args.super_seeding,
