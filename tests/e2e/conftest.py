@@ -14,6 +14,7 @@ import pytest
 from corral.actions import LocalActions
 from corral.app import Corral
 from corral.config import Settings
+from corral.images.api import get_image
 from corral.lab.accel import choose_accel
 from corral.lab.image import prepare_image
 from corral.lab.lab import SERVER_URL, Lab, LabOptions, LabState
@@ -62,3 +63,17 @@ def lab_api(lab: Lab, state: LabState, path: str) -> Any:
     argv = ["curl", "-sf", "-H", f"Authorization: Bearer {token}", f"{SERVER_URL}{path}"]
     out = subprocess.run(ns_argv(state.netns, argv), capture_output=True, check=True)
     return json.loads(out.stdout)
+
+
+def server_image_bytes(lab: Lab, state: LabState, image: str) -> tuple[int, int]:
+    """(bytes of `image`'s archive the lab's server has sent so far, the archive's size).
+
+    Its own seed's payload plus whole or partial HTTP copies: what a node that takes
+    its image from booted peers must not need from the server.
+    """
+    arts = get_image(lab.corral, image).artifacts
+    assert arts is not None, f"image {image} is not packed"
+    swarm = lab_api(lab, state, "/api/v1/swarm")
+    seeded = swarm["seeder"].get(arts.torrent.info_hash, {}).get("uploaded", 0)
+    over_http = swarm["http_artifact_bytes"].get(arts.image.sha256, 0)
+    return int(seeded) + int(over_http), arts.image.size

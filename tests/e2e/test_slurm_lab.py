@@ -48,6 +48,7 @@ from corral.overlays.adminkey import write_known_hosts
 from corral.overlays.render import renderer_for
 from corral.power.run import Action, run_power, targets_for
 from tests.conftest import need, need_tool
+from tests.e2e.conftest import lab_api, server_image_bytes
 from tests.e2e.debian import cached_tree
 from tests.e2e.polling import states_since
 
@@ -280,6 +281,7 @@ def test_a_job_for_three_nodes_powers_on_the_two_slurm_powered_off_through_corra
         return all(states.get(node, "").endswith("~") for node in SAVING), listed
 
     poll("sinfo to show them powered down", asleep, 300, 3)
+    sent_before, image_size = server_image_bytes(slurm_lab.lab, slurm_lab.state, PRESET)
     asked = time.time()
     # a job for three: slurmctld's ResumeProgram asks corral to power them on; they boot
     ran = slurm_lab.as_user(CONTROLLER, f"srun -N{len(NODES)} hostname", timeout=BOOT_TIMEOUT)
@@ -287,6 +289,13 @@ def test_a_job_for_three_nodes_powers_on_the_two_slurm_powered_off_through_corra
     assert sorted(ran.stdout.split()) == NODES
     for node in SAVING:  # powered on means a fresh network boot, not a resumed CPU
         assert "downloading" in states_since(LocalActions(corral), node, asked), node
+    # issue 13: nodes that reboot in a running cluster take the image from their booted
+    # peers (lab01's corral-seed), not from the server: under 10% of one image
+    sent, _ = server_image_bytes(slurm_lab.lab, slurm_lab.state, PRESET)
+    swarm = lab_api(slurm_lab.lab, slurm_lab.state, "/api/v1/swarm")
+    print("server image bytes for the two resumed nodes:", sent - sent_before, "tracker:",
+          swarm["tracker"])  # fmt: skip
+    assert sent - sent_before < 0.1 * image_size, (sent - sent_before, image_size, swarm)
 
 
 def test_a_node_added_to_the_inventory_joins_slurm_conf_and_slurmctld_within_60_s(
