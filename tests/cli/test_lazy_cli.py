@@ -20,6 +20,8 @@ from corral.cli.main import LAZY_COMMANDS, cli
 from corral.client import RemoteActions
 from tests.services.conftest import LiveServer, live_server
 
+from .conftest import run_cli_listing_modules
+
 __all__ = ["live_server"]  # the fixture, used by name
 
 
@@ -67,27 +69,6 @@ def test_completion_offers_the_commands() -> None:
         [sys.executable, "-m", "corral.cli"], env=env, capture_output=True, text=True, check=False
     )
     assert "plain,node" in done.stdout.replace("\n", ",")
-
-
-HEAVY = ("sqlalchemy", "pydantic", "corral.inventory.models", "corral.store.db", "corral.app")
-
-
-def run_cli_listing_modules(args: list[str], env: dict[str, str]) -> tuple[str, list[str]]:
-    """`corral ARGS` in a fresh interpreter: its stdout, and the heavy modules it loaded."""
-    code = (
-        "import sys\n"
-        "from corral.cli.main import cli\n"
-        f"try: cli.main({args!r}, prog_name='corral')\n"
-        "except SystemExit as exc: assert not exc.code, exc.code\n"
-        f"print('HEAVY:' + ','.join(sorted(m for m in sys.modules if m.startswith({HEAVY!r}))),"
-        " file=sys.stderr)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    heavy = done.stderr.rpartition("HEAVY:")[2].strip()
-    return done.stdout, [m for m in heavy.split(",") if m]
 
 
 def test_node_list_through_a_server_loads_no_database_library_and_no_models(

@@ -13,7 +13,6 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,10 +24,9 @@ from corral.inventory.errors import NotFound
 from corral.store.nodelist import read_node_list, sqlite_file
 from corral.store.status import record_state
 
-from .conftest import CORRAL
+from .conftest import CORRAL, run_cli_listing_modules
 
 NODES = 100
-HEAVY = ("sqlalchemy", "pydantic", "corral.inventory.models", "corral.store.db", "corral.app")
 
 
 def build_home(home: Path) -> Corral:
@@ -73,20 +71,7 @@ def run(home: Path, args: list[str], full: bool = False) -> tuple[str, list[str]
     env.update(COLUMNS="200", CORRAL_HOME=str(home))
     if full:
         env["CORRAL_DATABASE_URL"] = f"sqlite+pysqlite:///{home / 'corral.db'}"
-    code = (
-        "import sys\n"
-        "from corral.cli.main import cli\n"
-        f"try: cli.main({args!r}, prog_name='corral')\n"
-        "except SystemExit as exc: assert not exc.code, exc.code\n"
-        f"print('HEAVY:' + ','.join(sorted(m for m in sys.modules if m.startswith({HEAVY!r}))),"
-        " file=sys.stderr)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    heavy = done.stderr.rpartition("HEAVY:")[2].strip()
-    return done.stdout, [m for m in heavy.split(",") if m]
+    return run_cli_listing_modules(args, env)
 
 
 @pytest.mark.parametrize(
