@@ -5,9 +5,11 @@
 Wall and CPU time of the real console script as a subprocess (interpreter
 start-up and imports included), median of --runs, for `corral --help` and
 `corral node list` (table) on a home with --nodes nodes: read from the local
-database, and through `--server` from a `corral serve` (HTTP on loopback only)
-on that home. CPU time is the steadier figure on a shared machine; the load
-average is printed with it. The server's own CPU time is not counted.
+database (SQLite: with the standard library, `corral.store.nodelist`; then again
+once the profile holds a sealed BMC password, whose key the list checks), and
+through `--server` from a `corral serve` (HTTP on loopback only) on that home.
+CPU time is the steadier figure on a shared machine; the load average is
+printed with it. The server's own CPU time is not counted.
 """
 
 from __future__ import annotations
@@ -67,9 +69,15 @@ def main() -> None:
         listed = bench.median(lambda: home, "node", "list")
         with serving(bench.corral, home) as url:
             remote = bench.median(lambda: home, "--server", url, "node", "list")
+        password = work / "bmc-password"
+        password.write_text("bench-only\n")
+        bmc = ["--power-driver", "ipmi", "--bmc-password-file", str(password)]
+        bench.run(home, "profile", "set", "compute", *bmc)
+        sealed = bench.median(lambda: home, "node", "list")
         rows = [
             ("corral --help", bench.median(lambda: home, "--help")),
             (f"corral node list ({args.nodes} nodes, table)", listed),
+            (f"corral node list ({args.nodes} nodes, table, sealed BMC password)", sealed),
             (f"corral --server URL node list ({args.nodes} nodes, table)", remote),
         ]
     finally:

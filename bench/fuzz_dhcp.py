@@ -37,8 +37,8 @@ from typing import Any
 from corral.actions import LocalActions
 from corral.app import Corral
 from corral.config import Settings
-from corral.protocols.dhcp import Message, MessageType, Opt, build, parse
 from corral.protocols.dhcp.fuzz import DatagramMaker
+from corral.testing.dhcp import renewal_answered
 
 CORRAL = [sys.executable, "-m", "corral.cli"]
 NODE_MAC = "52:54:00:83:00:05"
@@ -81,26 +81,6 @@ def wait_for_text(path: Path, text: str, proc: subprocess.Popen[bytes], timeout:
             raise SystemExit(f"corral serve exited:\n{path.read_text()}")
         time.sleep(0.1)
     raise SystemExit(f"corral serve did not start:\n{path.read_text()}")
-
-
-def renewal_answered(target: tuple[str, int], timeout: float = 10.0) -> bool:
-    chaddr = bytes.fromhex(NODE_MAC.replace(":", ""))
-    options: dict[int, Any] = {Opt.MESSAGE_TYPE: MessageType.REQUEST}
-    msg = build(Message(xid=0x55, ciaddr=IPv4Address(NODE_IP), chaddr=chaddr, options=options))
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
-        client.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        client.bind((NODE_IP, 68))
-        client.settimeout(0.5)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            client.sendto(msg, target)
-            try:
-                reply = parse(client.recv(2048))
-            except TimeoutError:
-                continue
-            if reply.xid == 0x55 and reply.message_type == MessageType.ACK:
-                return True
-    return False
 
 
 def send(
@@ -147,7 +127,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
                 warmup = min(WARMUP, args.datagrams // 10)
                 send(sock, target, make, warmup, args.rate)
-                checks.append(renewal_answered(target))
+                checks.append(renewal_answered(target, NODE_MAC, NODE_IP))
                 before = memory(proc.pid)
                 left = args.datagrams - warmup
                 step = max(1, left // 10)
@@ -155,7 +135,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     n = min(step, left)
                     send(sock, target, make, n, args.rate)
                     left -= n
-                    checks.append(renewal_answered(target))
+                    checks.append(renewal_answered(target, NODE_MAC, NODE_IP))
                     if not args.json:
                         print(f"  {args.datagrams - left:>9,} sent, RSS {memory(proc.pid)}")
             elapsed = time.monotonic() - started

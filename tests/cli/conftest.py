@@ -80,3 +80,25 @@ def corral_proc(home: Path) -> Run:
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
     return run
+
+
+# what `corral --help` and `node list` must not load (start-up time; test_lazy_cli.py)
+HEAVY = ("sqlalchemy", "pydantic", "corral.inventory.models", "corral.store.db", "corral.app")
+
+
+def run_cli_listing_modules(args: list[str], env: dict[str, str]) -> tuple[str, list[str]]:
+    """`corral ARGS` in a fresh interpreter: its stdout, and the heavy modules it loaded."""
+    code = (
+        "import sys\n"
+        "from corral.cli.main import cli\n"
+        f"try: cli.main({args!r}, prog_name='corral')\n"
+        "except SystemExit as exc: assert not exc.code, exc.code\n"
+        f"print('HEAVY:' + ','.join(sorted(m for m in sys.modules if m.startswith({HEAVY!r}))),"
+        " file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    heavy = done.stderr.rpartition("HEAVY:")[2].strip()
+    return done.stdout, [m for m in heavy.split(",") if m]

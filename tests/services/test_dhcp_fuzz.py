@@ -31,10 +31,7 @@ from corral.protocols.dhcp import (
     DhcpContext,
     LeaseTable,
     MalformedPacket,
-    Message,
-    MessageType,
     NetworkConfig,
-    Opt,
     Pool,
     Reply,
     Reservation,
@@ -46,6 +43,7 @@ from corral.protocols.dhcp import (
 )
 from corral.protocols.dhcp.fuzz import DatagramMaker
 from corral.services.serve import CorralServer, ServeOptions
+from corral.testing.dhcp import renewal_answered
 from tests.helpers.loop import run_in_thread
 
 IP = IPv4Address
@@ -105,6 +103,7 @@ def test_every_datagram_that_parses_is_decided_and_its_reply_built(
 
 DATAGRAMS = 20_000
 KNOWN_MAC = "52:54:00:83:00:05"
+KNOWN_IP = "127.83.0.5"
 
 
 def _rss_kib() -> int:
@@ -121,7 +120,7 @@ def served(corral_home: Path) -> Iterator[CorralServer]:
         {"name": "loop", "cidr": "127.0.0.0/8", "dynamic_range": "127.83.0.100-127.83.0.120"}
     )
     admin.add_profile({"name": "compute", "networks": ["loop"]})
-    admin.add_nodes(["n05"], {"profiles": ["compute"]}, mac=KNOWN_MAC, ip="127.83.0.5")
+    admin.add_nodes(["n05"], {"profiles": ["compute"]}, mac=KNOWN_MAC, ip=KNOWN_IP)
     options = ServeOptions(
         address="127.0.0.1", http_port=0, dhcp_port=0, tftp=False, seeder=False, bt_port=0
     )
@@ -133,29 +132,6 @@ def _send(sock: socket.socket, target: tuple[str, int], make: DatagramMaker, cou
         sock.sendto(make(), target)
         if i % 100 == 99:
             time.sleep(0.001)  # pacing, not synchronisation: stay under the socket buffer
-
-
-def _renewal_answered(target: tuple[str, int]) -> bool:
-    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    client.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    client.bind(("127.83.0.5", 68))
-    client.settimeout(0.5)
-    options: dict[int, Any] = {Opt.MESSAGE_TYPE: MessageType.REQUEST}
-    chaddr = bytes.fromhex(KNOWN_MAC.replace(":", ""))
-    msg = build(Message(xid=0x55, ciaddr=IP("127.83.0.5"), chaddr=chaddr, options=options))
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            client.sendto(msg, target)
-            try:
-                reply = parse(client.recv(2048))
-            except TimeoutError:
-                continue
-            if reply.xid == 0x55 and reply.message_type == MessageType.ACK:
-                return True
-        return False
-    finally:
-        client.close()
 
 
 def test_live_serve_takes_20000_fuzzed_datagrams_without_a_crash_or_growth(
@@ -170,10 +146,10 @@ def test_live_serve_takes_20000_fuzzed_datagrams_without_a_crash_or_growth(
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         _send(sender, target, make, 2_000)  # warm up: caches, lease table, first records
-        assert _renewal_answered(target)
+        assert renewal_answered(target, KNOWN_MAC, KNOWN_IP)
         before = _rss_kib()
         _send(sender, target, make, DATAGRAMS)
-        assert _renewal_answered(target), "the server stopped answering"
+        assert renewal_answered(target, KNOWN_MAC, KNOWN_IP), "the server stopped answering"
         after = _rss_kib()
     finally:
         sender.close()

@@ -6,8 +6,8 @@ work on this machine's files asks for them with `local(...)`, which refuses
 when `--server` is given, so no command silently works locally instead.
 
 Nothing heavy is imported until a command asks: with `--server`, the database
-library and the application never load (`corral node list` then starts in a
-fraction of the time; tests/cli/test_lazy_cli.py checks it).
+library and the application never load, nor do they for `corral node list` on a
+local SQLite store (`nodes`); tests/cli/test_lazy_cli.py checks both.
 """
 
 from __future__ import annotations
@@ -24,10 +24,13 @@ import click
 from corral.client import ClientError, RemoteActions
 from corral.config import Settings
 from corral.store.files import admin_token
+from corral.store.nodelist import read_node_list
+from corral.store.secretbox import SecretBox
 
 if TYPE_CHECKING:
     from corral.actions import Actions
     from corral.app import Corral
+    from corral.inventory.types import Data
 
 
 def user() -> str:
@@ -69,6 +72,18 @@ class CliContext:
         if ca is None and (paths.pki / "ca.pem").is_file():
             ca = paths.pki / "ca.pem"
         return RemoteActions(self.server, token, ca=ca)
+
+    def nodes(self, names: list[str] | None, effective: bool) -> list[Data]:
+        """`Actions.nodes` for `corral node list`. On this machine's SQLite store it
+        is read with the standard library (`corral.store.nodelist`) when that reader
+        can answer, so the command starts without SQLAlchemy and the models; with
+        `effective`, only the single-valued settings the table shows are merged."""
+        if self.server is None:
+            box = SecretBox(self.settings.secret_key_file)
+            found = read_node_list(self.settings.database_url, names, effective, box)
+            if found is not None:
+                return found
+        return self.actions.nodes(names, effective)
 
     def local(self, command: str | None = None) -> Corral:
         """This machine's corral, for `command` (default: the one running); refused with --server.

@@ -1,9 +1,9 @@
 """`corral node add|list|show|set|delete|reinstall|service`; NAMES accept hostlist ranges.
 
-`node list` reads plain data through the actions (`Actions.nodes`): with
-`--server` it loads neither the database library nor the pydantic models,
-which is most of its start-up time; the commands that need the models import
-them where they run.
+`node list` reads plain data (`CliContext.nodes`: the API's, or a local SQLite
+store's read with the standard library): it loads neither the database library
+nor the pydantic models, which were most of its start-up time; the commands
+that need the models import them where they run.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def _primary(node: Data) -> Data:
 def list_(ctx: CliContext, /, names: str | None, output: str) -> None:
     """List nodes (all, or those in NAMES)."""
     table = output == "table"
-    nodes = ctx.actions.nodes(expand(names) if names else None, effective=table)
+    nodes = ctx.nodes(expand(names) if names else None, effective=table)
     if not table:
         emit(nodes, output, (), list)
         return

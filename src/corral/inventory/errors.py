@@ -15,6 +15,11 @@ class InventoryError(ValueError):
 class NotFound(InventoryError):
     """A record named in the request does not exist."""
 
+    @classmethod
+    def named(cls, kind: str, name: str) -> NotFound:
+        """The one wording, for the model path and the plain reader (`store.nodelist`)."""
+        return cls(f"{kind} {name!r} does not exist (see 'corral {kind} list')")
+
 
 class Conflict(InventoryError):
     """A unique value (name, MAC, IP) is already used elsewhere."""

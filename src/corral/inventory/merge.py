@@ -17,8 +17,8 @@ from typing import Any
 
 from corral.inventory.errors import NotFound
 from corral.inventory.models import BootScripts, Node, NodeSettings, PowerSettings, Profile
+from corral.inventory.plain import SCALAR_FIELDS
 
-SCALAR_FIELDS = ("image", "boot", "disk")
 LIST_FIELDS = ("kernel_args", "overlays", "networks")
 DICT_FIELDS = ("tags", "facts")
 POWER_SCALARS = ("driver", "address", "username", "password", "slot")

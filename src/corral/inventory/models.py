@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from corral.inventory.facts import Count, FactName
+from corral.inventory.plain import MASK
 from corral.inventory.types import CIDR, Domain, IPv4, Mac, Name
 
 BootMode = Literal["stateless", "stateful", "service"]
@@ -205,7 +206,7 @@ class PowerSettings(Record):
         if value is None:
             return None
         context = info.context or {}
-        return value.get_secret_value() if context.get("secrets") else "***"
+        return value.get_secret_value() if context.get("secrets") else MASK
 
 
 class Partition(Record):

@@ -244,5 +244,5 @@ def adopt(inv: Inventory, mac: str, name: str, profiles: list[str] | None = None
 def get(records: Mapping[str, M], name: str, kind: str) -> M:
     record = records.get(name)
     if record is None:
-        raise NotFound(f"{kind} {name!r} does not exist (see 'corral {kind} list')")
+        raise NotFound.named(kind, name)
     return record

@@ -23,9 +23,9 @@ from sqlalchemy.engine import Connection, Engine
 from corral.config import Paths
 from corral.store.errors import StoreError
 from corral.store.files import create_private, make_private, sqlite_files
+from corral.store.migrations import HEAD_REVISION
 from corral.store.secretbox import SecretBox
 
-HEAD_REVISION = "failover"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 

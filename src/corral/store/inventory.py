@@ -15,6 +15,7 @@ from corral.inventory.models import ClusterSettings, Network, Node, Profile, Rec
 from corral.inventory.types import check_mac_or_error
 from corral.store import schema
 from corral.store.db import Store, secrets_of
+from corral.store.nodelist import with_password
 from corral.store.runtime import forget_discovered
 from corral.store.secretbox import SecretBox
 
@@ -31,15 +32,7 @@ _TABLES: dict[str, tuple[sa.Table, type[Record]]] = {
 def spec_of(record: Record, box: SecretBox | None = None) -> dict[str, Any]:
     """The stored form: JSON, defaults left out, secrets kept (sealed by `box`)."""
     spec = record.model_dump(mode="json", exclude_defaults=True, context=SECRETS)
-    return spec if box is None else _secrets(spec, box.seal)
-
-
-def _secrets(spec: dict[str, Any], change: Callable[[str], str]) -> dict[str, Any]:
-    """`spec` with its BMC password passed through `change` (seal or open)."""
-    power = spec.get("power")
-    if isinstance(power, dict) and isinstance(power.get("password"), str):
-        spec = {**spec, "power": {**power, "password": change(power["password"])}}
-    return spec
+    return spec if box is None else with_password(spec, box.seal)
 
 
 def load_inventory(conn: Connection) -> Inventory:
@@ -53,7 +46,9 @@ def load_inventory(conn: Connection) -> Inventory:
     for kind, (table, model) in _TABLES.items():
         records = getattr(inv, kind)
         for name, spec in conn.execute(sa.select(table.c.name, table.c.spec)):
-            records[name] = model.model_validate(spec if box is None else _secrets(spec, box.open))
+            records[name] = model.model_validate(
+                spec if box is None else with_password(spec, box.open)
+            )
     return inv
 
 
@@ -198,7 +193,7 @@ def seal_stored_secrets(conn: Connection, box: SecretBox) -> int:
     changed = 0
     for table in (schema.profiles, schema.nodes):
         for name, spec in conn.execute(sa.select(table.c.name, table.c.spec)).all():
-            sealed = _secrets(spec, box.seal)
+            sealed = with_password(spec, box.seal)
             if sealed != spec:
                 conn.execute(sa.update(table).where(table.c.name == name).values(spec=sealed))
                 changed += 1

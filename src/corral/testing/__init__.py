@@ -12,6 +12,9 @@ QEMU: see CONTRIBUTING.md); these are for what cannot, and each is named a fake.
 - `FakeTftpClient`, `LossyChannel`, `simulate_transfer` (`corral.testing.tftp`):
   a model TFTP reader and a channel that loses, duplicates and reorders, to
   drive a sans-io `ReadSession` through a whole transfer in memory.
+- `renewal_answered` (`corral.testing.dhcp`): not a fake but a probe, a real
+  client on a real socket: does a DHCP server still ACK a node's renewal
+  (after a fuzzing flood, say)?
 
 Example, a retry schedule on the fake clock::
 
@@ -23,6 +26,7 @@ Example, a retry schedule on the fake clock::
 """
 
 from corral.testing.clock import FakeClock
+from corral.testing.dhcp import renewal_answered
 from corral.testing.power import FakeDriver
 from corral.testing.tftp import FakeTftpClient, InFlight, LossyChannel, ack, simulate_transfer
 
@@ -33,5 +37,6 @@ __all__ = [
     "InFlight",
     "LossyChannel",
     "ack",
+    "renewal_answered",
     "simulate_transfer",
 ]
