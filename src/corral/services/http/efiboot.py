@@ -39,10 +39,10 @@ from corral.images.bootimg import Member, build_boot_img
 from corral.images.errors import ImageError
 from corral.images.foreign import ARM64_LOADER_PACKAGE, cached
 from corral.images.records import Artifacts
-from corral.protocols.tftp.packets import TftpError
+from corral.services.http.boot import token_files
 from corral.services.http.context import context_of
 from corral.services.http.nodeauth import source_ip
-from corral.services.tftpboot import ServerUrls, node_artifacts, token_boot
+from corral.services.tftpboot import ServerUrls, node_artifacts
 from corral.store.boards import node_name_by_ip
 
 log = logging.getLogger("corral.http.efiboot")
@@ -163,12 +163,7 @@ def prepare(
         raise web.HTTPServiceUnavailable(text=f"cannot make the boot image: {exc}\n") from None
     if not mint:
         return base, None
-    try:
-        files = token_boot(corral, urls, name, ip)
-    except TftpError as exc:
-        raise web.HTTPForbidden(text=f"{exc}\n") from None
-    if isinstance(files, str):
-        raise web.HTTPServiceUnavailable(text=f"{files}\n")
+    files = token_files(corral, urls, name, ip)
     log.info("arm64 HTTP boot image for node %s at %s (with a boot token)", name, ip)
     return base, filled(grub.node_config(name, files, folder="/"))
 
