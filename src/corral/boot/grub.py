@@ -7,6 +7,8 @@ architecture when an arm64 image is packed. GRUB reads `$prefix/grub.cfg`
 from the TFTP server it came from; corral answers any `.../grub.cfg` with
 the calling node's config (by its address), which loads the kernel and
 corral's initramfs over the same TFTP server from `corral-boot/<node>/`.
+The same config, with its files at the root, is the grub.cfg of the arm64
+UEFI HTTP boot RAM disk (`corral.services.http.efiboot`).
 """
 
 from __future__ import annotations
