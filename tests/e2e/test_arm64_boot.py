@@ -13,6 +13,13 @@ prints the hostname from the node's own overlay.
 
 The NIC is the only boot device (`bootindex`, which AAVMF honours through
 fw_cfg's bootorder), so the firmware does not try disks or the EFI shell first.
+
+The second test boots the same machine by UEFI HTTP boot instead (client
+architecture 19, vendor class HTTPClient; AAVMF's PXE turned off through
+fw_cfg): the firmware downloads `boot/arm64-efi/boot.img` from corral as a RAM
+disk and starts Debian's signed removable-media GRUB from it, which boots the
+kernel and initramfs in the same image with the node's grub.cfg and token.
+No TFTP and no iPXE.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from corral.images import api, artifacts
 from corral.images.tiny import build_tiny_tree
 from corral.lab.image import BOOTED_MARKER, add_lab_init
 from corral.lab.netns import Topology, ns_argv
+from corral.lab.vm import OVMF_NO_PXE
 from tests.conftest import need, need_tool
 from tests.helpers.clients import stop, wait_for_text
 from tests.helpers.serve import corral_serve
@@ -45,6 +53,22 @@ SERVER = "10.77.0.1"
 def test_arm64_uefi_vm_netboots_the_arm64_image_as_itself(
     topo: Topology, corral_home: Path, tmp_path: Path
 ) -> None:
+    log = boot_arm64(topo, corral_home, tmp_path, http_boot=False)
+    assert "UEFI PXEv4" in log
+
+
+def test_arm64_uefi_http_boot_boots_a_ram_disk_image_as_itself(
+    topo: Topology, corral_home: Path, tmp_path: Path
+) -> None:
+    log = boot_arm64(topo, corral_home, tmp_path, http_boot=True)
+    assert f"URI: http://{SERVER}:9480/boot/arm64-efi/boot.img" in log
+    assert "UEFI HTTPv4" in log and "UEFI PXEv4" not in log
+    served = (corral_home.parent / "serve.log").read_text()
+    assert "arm64 HTTP boot image for node a01 at 10.77.0.31 (with a boot token)" in served
+
+
+def boot_arm64(topo: Topology, corral_home: Path, tmp_path: Path, http_boot: bool) -> str:
+    """Boot a01 by PXE (GRUB over TFTP) or by UEFI HTTP boot; the serial log."""
     need_tool("qemu-system-aarch64", "dpkg", "apt-get", "readelf", "depmod")
     need((AAVMF / "AAVMF_CODE.fd").is_file(), "needs AAVMF (Debian package qemu-efi-aarch64)")
     app = Corral(Settings.from_env())
@@ -98,6 +122,7 @@ def test_arm64_uefi_vm_netboots_the_arm64_image_as_itself(
         f"tap,id=n0,ifname={tap},script=no,downscript=no",
         "-device",
         f"virtio-net-pci,netdev=n0,mac={MAC},romfile=,bootindex=0",
+        *(OVMF_NO_PXE if http_boot else []),
     ]
     with corral_serve(srv, corral_home, "--interface", "br0", "--no-seeder"):
         vm = subprocess.Popen(
@@ -115,3 +140,4 @@ def test_arm64_uefi_vm_netboots_the_arm64_image_as_itself(
     # verified the image's ed25519 signature
     assert "corral: image arm signed by the server" in log
     assert "aarch64" in log or "arm64" in log
+    return log

@@ -47,3 +47,16 @@ def test_boot_img_refuses_a_path_as_a_member_name(tmp_path: Path) -> None:
     with pytest.raises(ImageError, match="plain file names only"):
         build_boot_img(tmp_path / "boot.img", {"../evil": b"x"})
     assert not (tmp_path / "boot.img").exists()
+
+
+def test_boot_img_members_in_folders(tmp_path: Path) -> None:
+    """A UEFI RAM disk's layout: EFI/BOOT/BOOTAA64.EFI and EFI/debian/grub.cfg."""
+    need_tool("mkfs.fat", "mcopy", "mmd", "fsck.fat")
+    members = {"EFI/BOOT/BOOTAA64.EFI": b"MZ loader", "EFI/debian/grub.cfg": b"boot\n"}
+    image = build_boot_img(tmp_path / "boot.img", {**members, "kernel": b"k"})
+    check = subprocess.run(
+        ["fsck.fat", "-n", str(image)], check=False, capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    for name, content in members.items():
+        assert mtools("mcopy", "-i", str(image), f"::{name}", "-") == content

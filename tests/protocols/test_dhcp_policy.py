@@ -140,12 +140,24 @@ CASES: list[tuple[str, str, dict[int, OptionValue], str, dict[int, OptionValue]]
         "http://10.77.0.1:8080/boot/52:54:00:00:00:01.ipxe",
         {Opt.VENDOR_CLASS: "PXEClient"},
     ),
+    # UEFI HTTP boot: the vendor class and option 93 as Debian 12's OVMF and AAVMF send
+    # them; the answer (UEFI 2.x "HTTP Boot") echoes "HTTPClient" and names a URL
     (
-        "uefi-http",
+        "uefi-http-x64",
         KNOWN,
-        {Opt.CLIENT_ARCH: (16,), Opt.VENDOR_CLASS: "HTTPClient:Arch:00016:UNDI:003001"},
+        {Opt.CLIENT_ARCH: (16,), Opt.VENDOR_CLASS: "HTTPClient:Arch:00016:UNDI:003000"},
         "http://10.77.0.1:8080/boot/ipxe.efi",
-        {Opt.VENDOR_CLASS: "HTTPClient"},
+        {Opt.VENDOR_CLASS: "HTTPClient", Opt.BOOTFILE: "http://10.77.0.1:8080/boot/ipxe.efi"},
+    ),
+    (
+        "uefi-http-arm64",
+        KNOWN,
+        {Opt.CLIENT_ARCH: (19,), Opt.VENDOR_CLASS: "HTTPClient:Arch:00019:UNDI:003000"},
+        "http://10.77.0.1:8080/boot/arm64-efi/boot.img",
+        {
+            Opt.VENDOR_CLASS: "HTTPClient",
+            Opt.BOOTFILE: "http://10.77.0.1:8080/boot/arm64-efi/boot.img",
+        },
     ),
     (
         "raspberry-pi",
@@ -178,11 +190,15 @@ def test_boot_file_per_client_type(
         assert msg.siaddr == SERVER.ip
 
 
-def test_arm64_uefi_http_boot_gets_no_boot_file_so_firmware_falls_back_to_pxe() -> None:
-    options = {Opt.CLIENT_ARCH: (19,), Opt.VENDOR_CLASS: "HTTPClient:Arch:00019:UNDI:003001"}
-    reply = answer(request(MessageType.DISCOVER, KNOWN, options=options), ctx())
-    assert reply.message.file == ""
-    assert Opt.BOOTFILE not in reply.message.options
+def test_uefi_http_boot_answer_has_no_pxe_parts() -> None:
+    """No next server, no TFTP server, no PXE vendor class: the URL is the whole answer."""
+    options = {Opt.CLIENT_ARCH: (19,), Opt.VENDOR_CLASS: "HTTPClient:Arch:00019:UNDI:003000"}
+    reply = answer(request(MessageType.DISCOVER, KNOWN, options=options), ctx()).message
+    wire = parse(build(reply))
+    assert wire.siaddr == IP("0.0.0.0")
+    assert Opt.TFTP_SERVER not in wire.options
+    assert wire.vendor_class == "HTTPClient"
+    assert wire.file.endswith(".img")  # EDK2 downloads a .img as a RAM disk
 
 
 def test_rpi_option_43_matches_dnsmasq_pxe_service() -> None:

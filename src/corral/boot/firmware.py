@@ -9,8 +9,12 @@ Order of the rules, first match wins:
 
 1. iPXE (user class ``iPXE`` or option 175): its per-node script over HTTP,
    ``http://SERVER:PORT/boot/<mac>.ipxe`` with the MAC written literally.
-2. UEFI HTTP boot (vendor class ``HTTPClient...``): iPXE for that arch over
-   HTTP, ``http://SERVER:PORT/boot/<file>``, with option 60 ``HTTPClient``.
+2. UEFI HTTP boot (vendor class ``HTTPClient...``): a URL as the boot file
+   (option 67 and the file field) and option 60 ``HTTPClient`` (UEFI 2.x,
+   "HTTP Boot"): x86-64 (arch 16) gets iPXE, ``http://SERVER:PORT/boot/ipxe.efi``;
+   arm64 (arch 19) gets a RAM-disk image, ``.../boot/arm64-efi/boot.img``,
+   holding GRUB, kernel, initramfs and the node's grub.cfg
+   (`corral.services.http.efiboot`).
 3. Raspberry Pi bootloader (vendor class ``PXEClient:Arch:00000:UNDI:002001``
    *and* a Raspberry Pi MAC prefix, since x86 BIOS PXE ROMs send the same
    vendor class): option 43 as dnsmasq's ``pxe-service=0,"Raspberry Pi Boot"``
@@ -49,9 +53,10 @@ TFTP_FILES: dict[int, str] = {
     ARCH_EFI_X64: IPXE_EFI,
     ARCH_EFI_ARM64: ARM64_LOADER,
 }
-# arm64 UEFI HTTP boot gets no offer: GRUB 2.06 cannot fetch from corral's HTTP port,
-# so the firmware falls back to PXE (arch 11), which does work
-HTTP_FILES: dict[int, str] = {ARCH_HTTP_X64: IPXE_EFI}
+# arm64 HTTP boot needs no loader that fetches (Debian has no arm64 iPXE, and GRUB 2.06
+# cannot fetch from a non-80 HTTP port): the firmware downloads one image, a RAM disk
+ARM64_HTTP_IMAGE = "arm64-efi/boot.img"
+HTTP_FILES: dict[int, str] = {ARCH_HTTP_X64: IPXE_EFI, ARCH_HTTP_ARM64: ARM64_HTTP_IMAGE}
 
 RPI_VENDOR_CLASS = "PXEClient:Arch:00000:UNDI:002001"
 # Raspberry Pi Foundation / Raspberry Pi Trading Ltd organisationally unique identifiers.

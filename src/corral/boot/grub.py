@@ -7,6 +7,8 @@ architecture when an arm64 image is packed. GRUB reads `$prefix/grub.cfg`
 from the TFTP server it came from; corral answers any `.../grub.cfg` with
 the calling node's config (by its address), which loads the kernel and
 corral's initramfs over the same TFTP server from `corral-boot/<node>/`.
+The same config, with its files at the root, is the grub.cfg of the arm64
+UEFI HTTP boot RAM disk (`corral.services.http.efiboot`).
 """
 
 from __future__ import annotations
@@ -18,16 +20,21 @@ KERNEL = "kernel"
 INITRAMFS = "initramfs"
 
 
-def node_config(name: str, files: BootFiles) -> str:
-    """Boot `name` at once: its kernel with its arguments, then corral's initramfs."""
+def node_config(name: str, files: BootFiles, folder: str | None = None) -> str:
+    """Boot `name` at once: its kernel with its arguments, then corral's initramfs.
+
+    Both are read from `folder` of GRUB's device: `/corral-boot/<name>` on the
+    TFTP server unless told (`/` on a UEFI HTTP boot RAM disk).
+    """
     args = " ".join(a for a in files.kernel_args if not a.startswith("initrd="))
+    where = (folder if folder is not None else f"/{BOOT_DIR}/{name}").rstrip("/")
     return "\n".join(
         [
             f"# corral: boot node {name}",
             "set timeout=0",
             f"echo 'corral: booting {name}'",
-            f"linux /{BOOT_DIR}/{name}/{KERNEL} {args}",
-            f"initrd /{BOOT_DIR}/{name}/{INITRAMFS}",
+            f"linux {where}/{KERNEL} {args}",
+            f"initrd {where}/{INITRAMFS}",
             "boot",
             "",
         ]

@@ -18,6 +18,14 @@ from corral.lab.netns import ns_argv
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 UEFI_MIN_MEMORY = 256  # OVMF crashes after the downloads with less
+# EDK2 (OVMF and AAVMF) reads these fw_cfg files at boot: "no" drops its PXE boot options,
+# so a NIC's boot options are "UEFI HTTPv4" and "UEFI HTTPv6" alone
+OVMF_NO_PXE = [
+    "-fw_cfg",
+    "name=opt/org.tianocore/IPv4PXESupport,string=no",
+    "-fw_cfg",
+    "name=opt/org.tianocore/IPv6PXESupport,string=no",
+]
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,9 @@ class VmSpec:
     # QEMU's NIC option ROM is iPXE; "" removes it so the firmware's own PXE
     # stack boots (OVMF: PXE -> TFTP ipxe.efi -> iPXE), as on real hardware.
     nic_rom: str | None = None
+    # UEFI HTTP boot only: OVMF's PXE boot options turned off (OVMF_NO_PXE), so the
+    # firmware's first boot option is "UEFI HTTPv4" (with nic_rom="": no iPXE ROM)
+    http_boot: bool = False
 
     @property
     def serial_log(self) -> Path:
@@ -106,6 +117,8 @@ def qemu_argv(spec: VmSpec) -> list[str]:
             "-drive",
             f"if=pflash,format=raw,unit=1,file={spec.vars_file}",
         ]
+        if spec.http_boot:
+            argv += OVMF_NO_PXE
     if spec.disk is not None:
         argv += ["-drive", f"file={spec.disk},if=virtio,format=qcow2"]
     if spec.paused:

@@ -22,16 +22,20 @@ import time
 
 from aiohttp import web
 
+from corral.app import Corral
 from corral.boot import ipxe
 from corral.boot.decide import ImageBoot, boot_files, boots_from_disk, with_boot_token, with_mode
+from corral.boot.ipxe import BootFiles
 from corral.images.records import Artifacts
 from corral.inventory.errors import InventoryError
 from corral.inventory.types import check_mac_or_error
+from corral.protocols.tftp.packets import TftpError
 from corral.services.http.artifacts import file_in_root
 from corral.services.http.auth import is_admin
 from corral.services.http.context import HttpContext, context_of
 from corral.services.http.nodeauth import source_ip
 from corral.services.http.nodeself import artifact_url, packed
+from corral.services.tftpboot import ServerUrls, token_boot
 from corral.store.bootplan import boot_plan
 from corral.store.credentials import mint_boot_token, node_addresses, spend_enroll_code
 from corral.store.inventory import (
@@ -86,6 +90,18 @@ def image_boot(bases: list[str], arts: Artifacts) -> ImageBoot:
         (artifact_url(b, arts.kernel.sha256), artifact_url(b, arts.initramfs.sha256)) for b in bases
     ]
     return ImageBoot(*urls[0], mirrors=tuple(urls[1:]))
+
+
+def token_files(corral: Corral, urls: ServerUrls, name: str, ip: str) -> BootFiles:
+    """`tftpboot.token_boot` for a handler that builds a boot image: the node's boot files
+    with a new token, or 403 (not the node's address) / 404 (why it cannot boot)."""
+    try:
+        files = token_boot(corral, urls, name, ip)
+    except TftpError as exc:
+        raise web.HTTPForbidden(text=f"{exc}\n") from None
+    if isinstance(files, str):
+        raise web.HTTPNotFound(text=f"{files}\n")
+    return files
 
 
 def mac_of(request: web.Request) -> str:

@@ -34,10 +34,10 @@ from corral.images import api
 from corral.images.bootimg import Member, build_boot_img
 from corral.images.errors import ImageError
 from corral.images.rpisign import sign_boot_file, site_key
-from corral.protocols.tftp.packets import TftpError
+from corral.services.http.boot import token_files
 from corral.services.http.context import context_of
 from corral.services.rpi import board_node, firmware_file, firmware_names
-from corral.services.tftpboot import ServerUrls, node_artifacts, token_boot
+from corral.services.tftpboot import ServerUrls, node_artifacts
 from corral.store.credentials import node_addresses
 
 log = logging.getLogger("corral.http.rpi")
@@ -118,12 +118,7 @@ def build_pair(corral: Corral, urls: ServerUrls, name: str, prefix: str, ip: str
     if found is None:
         raise web.HTTPNotFound(text=f"node {name}'s image is not packed: corral image pack\n")
     image, arts = found
-    try:
-        files = token_boot(corral, urls, name, ip)
-    except TftpError as exc:
-        raise web.HTTPForbidden(text=f"{exc}\n") from None
-    if isinstance(files, str):
-        raise web.HTTPNotFound(text=f"{files}\n")
+    files = token_files(corral, urls, name, ip)
     home = corral.settings.paths.home
     root = api.rootfs(corral, image)
     members: dict[str, Member] = {
