@@ -69,7 +69,7 @@ def test_three_nodes_boot_stateless_as_themselves(lab: LabFactory) -> None:
         marker = f"{BOOTED_MARKER} hostname={vm.name} "
         assert wait_for_text(Path(vm.serial_log), marker, 120), serial(state, vm.name)[-2000:]
         log = serial(state, vm.name)
-        assert "image from the swarm" in log
+        assert "image from the swarm (corral-fetch)" in log
     # each node bought its credential with its boot token, and nothing raised an alarm
     events = actions.events(0, 1000)
     print("seconds from pxe to switch_root:", time_to_handover(events))
