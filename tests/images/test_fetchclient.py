@@ -6,6 +6,7 @@ test_seeder_swarm.py); the second peer is a python libtorrent session.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
@@ -13,16 +14,15 @@ import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import libtorrent as lt
 import pytest
 
 from corral.images import fetchclient
 from corral.images.errors import ImageError
 from corral.images.torrent import for_servers, make_torrent
 from corral.services.seeder import SeederSettings
-from tests.agent.test_seed import until
+from tests.agent.test_seed import download, until
 from tests.conftest import need
 from tests.services.test_seeder_swarm import SwarmServer, free_port, serve
 
@@ -138,22 +138,17 @@ def test_downloads_through_corrals_tracker_and_seeder(
     assert stats["peers"] == 0  # it announced `stopped` on its way out
 
 
-def lt_peer(torrent: Path, save: Path) -> Any:
-    """A second node: a python libtorrent session on loopback (the bench's reference client)."""
-    session = lt.session(  # type: ignore[call-overload]
-        {
-            "listen_interfaces": f"127.0.0.1:{free_port()}",
-            "enable_dht": False,
-            "enable_lsd": False,
-            "enable_upnp": False,
-            "enable_natpmp": False,
-            "allow_multiple_connections_per_ip": True,
-            "alert_mask": 0,
-        }
-    )
-    params = lt.load_torrent_file(str(torrent))
-    params.save_path = str(save)
-    return session, session.add_torrent(params)
+@contextlib.contextmanager
+def running(argv: list[str], log: Path) -> Iterator[subprocess.Popen[str]]:
+    """corral-fetch as a process, stdout to `log` (read while it runs); killed if left."""
+    with log.open("w") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.PIPE, text=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_once_complete_it_seeds_to_the_next_node_until_sigterm(
@@ -162,28 +157,20 @@ def test_once_complete_it_seeds_to_the_next_node_until_sigterm(
     image = publish(swarm, tmp_path / "server")
     out, done = tmp_path / "node", tmp_path / "done"
     port = free_port()
-    proc = subprocess.Popen(
-        [str(client), *get_argv(image.torrent, out, done, 600, port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
+    log = tmp_path / "fetch.log"
+    with running([str(client), *get_argv(image.torrent, out, done, 600, port)], log) as proc:
         until(lambda: done.exists() and done.read_text(), "corral-fetch to complete", 120)
         assert sha256_of(out / image.data.name) == image.sha256
         # the server stops seeding: the next node can only get the image from corral-fetch
         on_loop(swarm, lambda: swarm.seeder.unpublish(image.info_hash))
-        session, handle = lt_peer(image.torrent, tmp_path / "second")
+        session, handle = download(image.torrent, tmp_path / "second")
         until(lambda: handle.status().is_seeding, "the second node to complete", 120)
         assert sha256_of(tmp_path / "second" / image.data.name) == image.sha256
         assert proc.poll() is None  # still seeding: 600 s asked
         proc.send_signal(signal.SIGTERM)
-        output, _ = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, output
+        _, err = proc.communicate(timeout=30)
+    output = log.read_text()
+    assert proc.returncode == 0, output + err
     assert "seeding:" in output  # the last progress line
     fetch_peer = swarm.tracker.swarms[bytes.fromhex(image.info_hash)].peers
     assert ("127.0.0.1", port) not in fetch_peer  # `stopped` announced on SIGTERM
@@ -212,17 +199,11 @@ def test_stopped_before_completion_exits_3(
     on_loop(swarm, lambda: swarm.tracker.publish(made.info_hash, 1 << 20, data.name))
     port = free_port()
     argv = get_argv(tmp_path / "lonely.torrent", tmp_path / "node", tmp_path / "done", 0, port)
-    log = tmp_path / "fetch.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([str(client), *argv], stdout=out, stderr=subprocess.PIPE, text=True)
-    try:
+    with running([str(client), *argv], tmp_path / "fetch.log") as proc:
+        log = tmp_path / "fetch.log"
         until(lambda: "/announce: 0 peers" in log.read_text(), "the tracker's answer", 30)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 3
     assert err == "corral-fetch: stopped before the download completed\n"
     assert not (tmp_path / "done").exists()
