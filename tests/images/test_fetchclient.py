@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -208,6 +209,43 @@ def test_stopped_before_completion_exits_3(
     assert err == "corral-fetch: stopped before the download completed\n"
     assert not (tmp_path / "done").exists()
     assert ("127.0.0.1", port) not in swarm.tracker.swarms[bytes.fromhex(made.info_hash)].peers
+
+
+@pytest.fixture
+def slow_swarm(corral_home: Path) -> Iterator[SwarmServer]:
+    """The server's seed capped at 1 MiB/s: a 3 MiB image takes about 3 s."""
+    yield from serve(SeederSettings(upload_rate=1 << 20))
+
+
+def test_stream_gives_the_reader_verified_bytes_in_order_while_the_rest_downloads(
+    client: Path, slow_swarm: SwarmServer, tmp_path: Path
+) -> None:
+    image = publish(slow_swarm, tmp_path / "server")
+    fifo, done = tmp_path / "stream", tmp_path / "done"
+    os.mkfifo(fifo)
+    argv = [*get_argv(image.torrent, tmp_path / "node", done, 0, free_port()), "--stream"]
+    with (
+        running([str(client), *argv, str(fifo)], tmp_path / "fetch.log") as proc,
+        ThreadPoolExecutor(1) as pool,
+    ):
+        read = pool.submit(read_stream, fifo, done)
+        first_before_done, streamed = read.result(timeout=120)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert hashlib.sha256(streamed).hexdigest() == image.sha256
+    assert first_before_done  # the reader had bytes before the download was complete
+
+
+def read_stream(fifo: Path, done: Path) -> tuple[bool, bytes]:
+    """All of the stream; whether its first bytes came before the done file."""
+    chunks = []
+    with fifo.open("rb") as stream:
+        first = stream.read(1)
+        early = not done.exists()
+        chunks.append(first)
+        while chunk := stream.read(1 << 16):
+            chunks.append(chunk)
+    return early, b"".join(chunks)
 
 
 def test_build_is_keyed_by_source_and_libtorrent(

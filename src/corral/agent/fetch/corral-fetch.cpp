@@ -2,7 +2,7 @@
 //
 //   corral-fetch info-hash FILE.torrent
 //   corral-fetch get --torrent F --dir D --done-file P --seed-seconds S
-//                    [--upload-limit BYTES/s] [--listen-port N]
+//                    [--upload-limit BYTES/s] [--listen-port N] [--stream FIFO]
 //
 // Why not aria2c: in the boot-storm benchmark (bench/RESULTS.md) libtorrent nodes
 // finished sooner and took fewer bytes from the server, and aria2c's TLS stack
@@ -14,7 +14,9 @@
 // watches for it), then seeds for S seconds or until SIGTERM, and announces
 // `stopped` on the way out. Settings are for a private provisioning LAN: no
 // DHT/LSD/UPnP/NAT-PMP, every interested peer unchoked, rarest first, the
-// tracker's interval honoured, no pre-allocation. Errors: one line on stderr and
+// tracker's interval honoured, no pre-allocation. With --stream, the file's bytes
+// also go to FIFO in order as the pieces are verified (class Stream), so that a
+// reader can unpack while the rest downloads. Errors: one line on stderr and
 // a non-zero exit (1 failure, 2 usage, 3 stopped before the download completed).
 // Built when an initramfs is packed: corral/images/fetchclient.py.
 
@@ -27,7 +29,13 @@
 #include <libtorrent/torrent_info.hpp>
 #include <libtorrent/torrent_status.hpp>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -36,7 +44,9 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace lt = libtorrent;
@@ -49,6 +59,7 @@ constexpr int kUsage = 2;
 constexpr int kStopped = 3;
 constexpr auto kProgressEvery = std::chrono::seconds(10);
 constexpr int kConnections = 60;
+constexpr int kStreamWindow = 8;  // pieces ahead of the stream that get deadlines
 
 volatile std::sig_atomic_t g_stop = 0;
 
@@ -62,7 +73,7 @@ void on_signal(int) { g_stop = 1; }
 const char* kUsageText =
     "usage: corral-fetch info-hash FILE.torrent\n"
     "       corral-fetch get --torrent F --dir D --done-file P --seed-seconds S\n"
-    "                        [--upload-limit BYTES/s] [--listen-port N]";
+    "                        [--upload-limit BYTES/s] [--listen-port N] [--stream FIFO]";
 
 std::string hex(const lt::sha1_hash& hash) {
     static const char digits[] = "0123456789abcdef";
@@ -97,7 +108,7 @@ long number(const std::string& flag, const std::string& text, long low, long hig
 }
 
 struct Options {
-    std::string torrent, dir, done_file;
+    std::string torrent, dir, done_file, stream;
     long seed_seconds = -1, upload_limit = 0, listen_port = 6881;
 };
 
@@ -113,6 +124,7 @@ Options parse_get(const std::vector<std::string>& args) {
         else if (flag == "--seed-seconds") o.seed_seconds = number(flag, value, 0, 1L << 30);
         else if (flag == "--upload-limit") o.upload_limit = number(flag, value, 0, 1L << 30);
         else if (flag == "--listen-port") o.listen_port = number(flag, value, 0, 65535);
+        else if (flag == "--stream") o.stream = value;
         else die(kUsage, "unknown option " + flag + "\n" + kUsageText);
     }
     if (o.torrent.empty() || o.dir.empty() || o.done_file.empty() || o.seed_seconds < 0)
@@ -139,9 +151,9 @@ lt::settings_pack lan_settings(const Options& o) {
     // asks for 15 s during a boot storm so late joiners find peers
     s.set_int(lt::settings_pack::min_announce_interval, 1);
     s.set_str(lt::settings_pack::peer_fingerprint, "-CF0100-");
-    s.set_int(lt::settings_pack::alert_mask, lt::alert_category::error |
-                                                 lt::alert_category::status |
-                                                 lt::alert_category::tracker);
+    s.set_int(lt::settings_pack::alert_mask,
+              lt::alert_category::error | lt::alert_category::status |
+                  lt::alert_category::tracker | lt::alert_category::piece_progress);
     return s;
 }
 
@@ -175,6 +187,114 @@ void write_done(const std::string& done_file, const std::string& path) {
     if (std::rename(tmp.c_str(), done_file.c_str()) != 0)
         die(kFailed, "cannot write " + done_file + ": " + std::strerror(errno));
 }
+
+// --stream: the file's bytes in order, each piece once libtorrent has verified it, to
+// a FIFO (or a file). The next kStreamWindow pieces get deadlines, so libtorrent asks
+// for them first; the others stay rarest first, as the swarm needs. A thread writes,
+// so a reader slower than the swarm never holds up the session's loop.
+class Stream {
+  public:
+    Stream(std::string path, std::string file, const lt::torrent_info& info)
+        : path_(std::move(path)), file_(std::move(file)), info_(info),
+          pieces_(info.num_pieces()), deadline_(pieces_, false),
+          writer_([this] { run(); }) {}
+
+    ~Stream() {
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            quit_ = true;
+        }
+        cv_.notify_all();
+        if (finished_) writer_.join();
+        else writer_.detach();  // blocked on a reader that never came: the exit ends it
+    }
+
+    // main thread: how many pieces are verified in a row from the first; deadlines ahead
+    void advance(lt::torrent_handle& handle) {
+        int ready = ready_;
+        while (ready < pieces_ && handle.have_piece(lt::piece_index_t{ready})) ++ready;
+        if (ready != ready_) {
+            {
+                std::lock_guard<std::mutex> lock(mu_);
+                ready_ = ready;
+            }
+            cv_.notify_all();
+        }
+        for (int i = ready; i < std::min(pieces_, ready + kStreamWindow); ++i) {
+            if (deadline_[i] || handle.have_piece(lt::piece_index_t{i})) continue;
+            handle.set_piece_deadline(lt::piece_index_t{i}, 200 * (i - ready + 1));
+            deadline_[i] = true;
+        }
+    }
+
+    bool finished() const { return finished_; }
+
+    std::string error() {
+        std::lock_guard<std::mutex> lock(mu_);
+        return error_;
+    }
+
+  private:
+    void fail(const std::string& why) {
+        std::lock_guard<std::mutex> lock(mu_);
+        error_ = why;
+    }
+
+    void run() {
+        int out = open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (out < 0) return fail(std::string("cannot open: ") + std::strerror(errno));
+        int in = -1;
+        std::vector<char> buffer(static_cast<size_t>(info_.piece_length()));
+        for (int next = 0; next < pieces_; ++next) {
+            {
+                std::unique_lock<std::mutex> lock(mu_);
+                cv_.wait(lock, [&] { return ready_ > next || quit_; });
+                if (ready_ <= next) return;  // quitting unfinished: the exit closes the FIFO
+            }
+            if (in < 0 && (in = open(file_.c_str(), O_RDONLY | O_CLOEXEC)) < 0)
+                return fail("cannot read " + file_ + ": " + std::strerror(errno));
+            const auto size = static_cast<size_t>(info_.piece_size(lt::piece_index_t{next}));
+            const off_t offset = static_cast<off_t>(next) * info_.piece_length();
+            if (!copy(in, offset, size, out, buffer)) return;
+        }
+        close(in);
+        if (close(out) != 0) return fail(std::strerror(errno));
+        finished_ = true;
+    }
+
+    bool copy(int in, off_t offset, size_t size, int out, std::vector<char>& buffer) {
+        for (size_t got = 0; got < size;) {
+            ssize_t n = pread(in, buffer.data() + got, size - got, offset + got);
+            if (n <= 0) {
+                fail("cannot read " + file_ + ": " + (n < 0 ? std::strerror(errno) : "short"));
+                return false;
+            }
+            got += static_cast<size_t>(n);
+        }
+        for (size_t put = 0; put < size;) {
+            ssize_t n = write(out, buffer.data() + put, size - put);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) {
+                fail(std::string("cannot write: ") + std::strerror(errno));  // EPIPE: no reader
+                return false;
+            }
+            put += static_cast<size_t>(n);
+        }
+        return true;
+    }
+
+    const std::string path_, file_;
+    const lt::torrent_info& info_;
+    const int pieces_;
+    std::vector<bool> deadline_;  // main thread only
+    std::mutex mu_;
+    std::condition_variable cv_;
+    int ready_ = 0;  // under mu_ (written by the main thread only)
+    bool quit_ = false;
+    std::string error_;
+    std::atomic<bool> finished_{false};
+    std::thread writer_;  // last: starts once the rest is set
+};
 
 // whether an announce is in flight from a local endpoint the tracker has answered before
 // (an endpoint that cannot reach it, e.g. another interface, is never answered)
@@ -220,12 +340,15 @@ int get(const Options& o) {
     lt::torrent_handle handle = session.add_torrent(std::move(params), ec);
     if (ec) die(kFailed, o.torrent + ": " + ec.message());
     const std::string file = o.dir + "/" + info->files().file_path(lt::file_index_t{0});
+    std::unique_ptr<Stream> stream;
+    if (!o.stream.empty()) stream = std::make_unique<Stream>(o.stream, file, *info);
 
     std::map<std::string, std::string> tracker_said;  // url -> last message, printed once
     bool done = false;
     auto seed_until = Clock::time_point::max();
     auto next_progress = Clock::now() + kProgressEvery;
-    while (!g_stop && Clock::now() < seed_until) {
+    // with a stream, not before the reader has had every byte (even at 0 s of seeding)
+    while (!g_stop && (Clock::now() < seed_until || (stream && !stream->finished()))) {
         session.wait_for_alert(std::chrono::milliseconds(500));
         std::vector<lt::alert*> alerts;
         session.pop_alerts(&alerts);
@@ -258,6 +381,11 @@ int get(const Options& o) {
                 seed_until = Clock::now() + std::chrono::seconds(o.seed_seconds);
             }
         }
+        if (stream) {
+            stream->advance(handle);
+            std::string err = stream->error();
+            if (!err.empty()) die(kFailed, "stream to " + o.stream + ": " + err);
+        }
         if (Clock::now() >= next_progress) {
             progress(handle.status());
             next_progress += kProgressEvery;
@@ -284,6 +412,7 @@ int main(int argc, char** argv) {
         action.sa_handler = on_signal;
         sigaction(SIGTERM, &action, nullptr);
         sigaction(SIGINT, &action, nullptr);
+        std::signal(SIGPIPE, SIG_IGN);  // a reader gone is an error from write(), not death
         return get(o);
     }
     die(kUsage, kUsageText);
