@@ -22,7 +22,9 @@ from corral.images.initramfs import (
     libraries_in,
 )
 from corral.images.records import Artifacts, Image
+from corral.images.torrent import make_torrent
 from corral.services.seeder import SeederSettings
+from tests.conftest import need_tool
 from tests.images.test_fetchclient import get_argv, publish, sha256_of
 from tests.images.test_init_disk import function
 from tests.services.test_seeder_swarm import SwarmServer, free_port, serve
@@ -110,6 +112,50 @@ def test_the_initramfs_corral_fetch_downloads_from_the_swarm(
         assert (unpacked / "dl" / name / "done").read_text() == f"/dl/{name}/image.tar.zst\n"
         assert sha256_of(unpacked / "dl" / name / "image.tar.zst") == image.sha256
     assert swarm.tracker.stats()[image.info_hash]["completed"] == 2
+
+
+OVERLAP_FUNCTIONS = (
+    "torrent_is_signed", "swarm_download", "watch_swarm", "start_unpack", "finish_unpack",
+    "mount_root", "last_lines",
+)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_the_init_unpacks_the_image_while_corral_fetch_downloads_it(
+    app: Corral, swarm: SwarmServer, packed: Artifacts, unpacked: Path, root_only: None
+) -> None:
+    """The init's own overlap (corral.overlap=1), by the initramfs' busybox, zstd and
+    corral-fetch chrooted into it, in a mount namespace of its own (the RAM root)."""
+    need_tool("unshare")
+    archive = Path(shutil.copy(packed.image.path(app.settings.paths.home), unpacked / "tiny"))
+    made = make_torrent(archive, "tiny.tar.zst", packed.image.sha256,
+                        swarm.corral.options.server_url)  # fmt: skip
+    (unpacked / "image.torrent").write_bytes(made.data)
+    assert swarm.publish(unpacked / "image.torrent", archive) == made.info_hash
+    script = (
+        'say() { echo "corral: $*"; }\nfail() { echo "FAIL: $*"; exit 1; }\n'
+        'http_get() { cp /image.torrent "$2"; }\n'
+        + "".join(function(name) for name in OVERLAP_FUNCTIONS)
+        + f"RUN=/run/corral DL=/run/corral/download OVERLAP=1 BOOT=stateless SEED=0 STALL=30\n"
+        f"TORRENT_INFO_HASH={made.info_hash} IMAGE_PACKED={packed.image.size}\n"
+        'mount -t proc proc /proc && mkdir -p "$DL" && swarm_download && echo "swarm UNPACKED=$UNPACKED"\n'
+        "wait $FETCH_PID\n"
+        'sha256sum "$IMAGE_FILE"; ls /newroot/bin/busybox /newroot/sbin/init\n'
+    )
+    done = subprocess.run(
+        ["unshare", "--mount", "chroot", str(unpacked), "/bin/sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+        check=False,
+    )
+    out = done.stdout + done.stderr
+    assert "swarm UNPACKED=1" in out, out
+    assert f"{packed.image.sha256}  /run/corral/download/tiny.tar.zst" in out, out
+    assert "/newroot/bin/busybox" in out and "/newroot/sbin/init" in out, out
+    assert "No such file" not in out, out
+    assert not (unpacked / "newroot" / "bin").exists()  # the RAM root was the namespace's
 
 
 TOOLS_STUBS = """
