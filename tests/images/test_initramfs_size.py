@@ -136,9 +136,10 @@ def test_the_init_unpacks_the_image_while_corral_fetch_downloads_it(
         'say() { echo "corral: $*"; }\nfail() { echo "FAIL: $*"; exit 1; }\n'
         'http_get() { cp /image.torrent "$2"; }\n'
         + "".join(function(name) for name in OVERLAP_FUNCTIONS)
-        + f"RUN=/run/corral DL=/run/corral/download OVERLAP=1 BOOT=stateless SEED=0 STALL=30\n"
+        + "RUN=/run/corral DL=/run/corral/download OVERLAP=1 BOOT=stateless SEED=0 STALL=30\n"
         f"TORRENT_INFO_HASH={made.info_hash} IMAGE_PACKED={packed.image.size}\n"
-        'mount -t proc proc /proc && mkdir -p "$DL" && swarm_download && echo "swarm UNPACKED=$UNPACKED"\n'
+        'mount -t proc proc /proc && mkdir -p "$DL"\n'
+        'swarm_download && echo "swarm UNPACKED=$UNPACKED"\n'
         "wait $FETCH_PID\n"
         'sha256sum "$IMAGE_FILE"; ls /newroot/bin/busybox /newroot/sbin/init\n'
     )
