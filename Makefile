@@ -10,6 +10,7 @@ APT_PACKAGES := openssh-server python3-venv postgresql udhcpc isc-dhcp-client is
 	openipmi ipmitool snmpd snmp skopeo umoci debootstrap zstd rsync dropbear-bin openssh-client e2fsprogs xfsprogs fdisk gcc curl \
 	bind9-dnsutils dnsmasq-base dnsperf chromium chromium-driver \
 	qemu-system-arm qemu-efi-aarch64 binutils python3-gi gir1.2-nm-1.0 dosfstools mtools qemu-user-static \
+	g++ libtorrent-rasterbar-dev \
 	binfmt-support
 
 .PHONY: all deps venv lint typecheck test test-fast demo bench clean

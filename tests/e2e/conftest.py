@@ -29,7 +29,7 @@ LabFactory = Callable[..., tuple[Lab, LabState]]
 def lab(corral_home: Path) -> Iterator[LabFactory]:
     """`lab(nodes=3, ...)` brings a lab up; everything it made is removed afterwards."""
     need(can_create_namespaces(), "network namespaces need root")
-    need_tool("qemu-system-x86_64", "aria2c", "zstd")
+    need_tool("qemu-system-x86_64", "g++", "zstd")  # g++: corral-fetch (images.fetchclient)
     corral = Corral(Settings.from_env())
     made: list[Lab] = []
 

@@ -56,6 +56,8 @@ def time_to_handover(events: list[dict[str, Any]]) -> dict[str, dict[str, float]
 
 def test_three_nodes_boot_stateless_as_themselves(lab: LabFactory) -> None:
     the_lab, state = lab(nodes=3)
+    # lab01 unpacks the image while it downloads (corral-fetch --stream), the others after
+    LocalActions(the_lab.corral).set_nodes(["lab01"], {"kernel_args": ["corral.overlap=1"]})
     sent_before = server_tx(state)
     report = boot(the_lab, state, concurrency=3, timeout=600)  # TCG on a busy host
     sent = server_tx(state) - sent_before
@@ -69,7 +71,9 @@ def test_three_nodes_boot_stateless_as_themselves(lab: LabFactory) -> None:
         marker = f"{BOOTED_MARKER} hostname={vm.name} "
         assert wait_for_text(Path(vm.serial_log), marker, 120), serial(state, vm.name)[-2000:]
         log = serial(state, vm.name)
-        assert "image from the swarm" in log
+        assert "image from the swarm (corral-fetch)" in log
+        overlapped = "image unpacked while it downloaded" in log  # corral-fetch --stream
+        assert overlapped == (vm.name == "lab01"), log[-2000:]
     # each node bought its credential with its boot token, and nothing raised an alarm
     events = actions.events(0, 1000)
     print("seconds from pxe to switch_root:", time_to_handover(events))

@@ -1,4 +1,4 @@
-"""The initramfs every node downloads: within its ceiling, aria2c still a BitTorrent peer."""
+"""The initramfs every node downloads: within its ceiling, its corral-fetch a BitTorrent peer."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import hashlib
 import shutil
 import subprocess
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -13,13 +14,23 @@ import zstandard
 
 from corral.app import Corral
 from corral.images.artifacts import pack_image
-from corral.images.initramfs import STUBBED_LIBRARIES, TINY_CEILING, TOOLS_POINTER, libraries_in
+from corral.images.initramfs import (
+    FETCH_CLIENT,
+    STUBBED_LIBRARIES,
+    TINY_CEILING,
+    TOOLS_POINTER,
+    libraries_in,
+)
 from corral.images.records import Artifacts, Image
+from corral.images.torrent import make_torrent
 from corral.services.seeder import SeederSettings
+from tests.conftest import need_tool
+from tests.images.test_fetchclient import get_argv, publish, sha256_of
 from tests.images.test_init_disk import function
-from tests.services.test_seeder_swarm import SwarmServer, download_two, serve
+from tests.services.test_seeder_swarm import SwarmServer, free_port, serve
 
 URL = "http://10.9.0.1:8080"
+FETCH = f"/{FETCH_CLIENT}"
 
 
 @pytest.fixture
@@ -51,9 +62,13 @@ def test_unused_libraries_are_stubs_and_what_only_they_needed_is_gone(
     app: Corral, packed: Artifacts, unpacked: Path, root_only: None
 ) -> None:
     libs = {p.name: p for p in libraries_in(unpacked)}
-    for name in STUBBED_LIBRARIES:
+    for name in ("liblzma.so.5", "liblz4.so.1"):  # zstd's; the rest were aria2c's
+        assert name in STUBBED_LIBRARIES
         assert libs[name].stat().st_size < 64 << 10, name  # the real ones are 0.1-1.8 MB
-    assert not [name for name in libs if name.startswith(("libicu", "libffi"))]
+    # aria2c and its TLS stack are gone (corral-fetch replaced it on the host's arch)
+    gone = ("libaria2", "libgnutls", "libxml2", "libsqlite3", "libicu", "libffi", "libp11")
+    assert not [name for name in libs if name.startswith(gone)]
+    assert "libtorrent-rasterbar.so.2.0" in libs
     # the initramfs' zstd (its liblzma and liblz4 stubs) still unpacks the packed image
     shutil.copy(packed.image.path(app.settings.paths.home), unpacked / "image.tar.zst")
     listed = subprocess.run(
@@ -66,21 +81,82 @@ def test_unused_libraries_are_stubs_and_what_only_they_needed_is_gone(
 
 
 @pytest.mark.slow
-def test_the_initramfs_aria2c_downloads_from_the_swarm(
-    swarm: SwarmServer, unpacked: Path, tmp_path: Path, root_only: None
+def test_the_initramfs_corral_fetch_downloads_from_the_swarm(
+    swarm: SwarmServer, unpacked: Path, root_only: None
 ) -> None:
-    """Two chrooted aria2c of the initramfs against corral's tracker and seeder (real peers)."""
-    info_hash = download_two(swarm, tmp_path, 4 << 20, 256 << 10, root=unpacked)
-    stats = swarm.tracker.stats()[info_hash]
-    assert stats["completed"] == 2
-    # `aria2c -S` is how the init reads the info-hash it checks against the signature
+    """Two chrooted corral-fetch of the initramfs against corral's tracker and seeder."""
+    image = publish(swarm, unpacked / "dl", 4 << 20)
     shown = subprocess.run(
-        ["chroot", str(unpacked), "aria2c", "-S", "/dl/image.torrent"],
+        ["chroot", str(unpacked), FETCH, "info-hash", "/dl/image.torrent"],
         capture_output=True,
         text=True,
         check=True,
     )
-    assert f"Info Hash: {info_hash}" in shown.stdout
+    assert shown.stdout == f"{image.info_hash}\n"  # how the init checks the signed info-hash
+
+    def node(name: str) -> subprocess.CompletedProcess[str]:
+        inside = Path("/dl") / name
+        argv = get_argv(Path("/dl/image.torrent"), inside, inside / "done", 0, free_port())
+        return subprocess.run(
+            ["chroot", str(unpacked), FETCH, *argv],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(node, ["a", "b"]))
+    for name, run in zip(("a", "b"), runs, strict=True):
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert (unpacked / "dl" / name / "done").read_text() == f"/dl/{name}/image.tar.zst\n"
+        assert sha256_of(unpacked / "dl" / name / "image.tar.zst") == image.sha256
+    assert swarm.tracker.stats()[image.info_hash]["completed"] == 2
+
+
+OVERLAP_FUNCTIONS = (
+    "torrent_is_signed", "swarm_download", "watch_swarm", "start_unpack", "finish_unpack",
+    "mount_root", "last_lines",
+)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_the_init_unpacks_the_image_while_corral_fetch_downloads_it(
+    app: Corral, swarm: SwarmServer, packed: Artifacts, unpacked: Path, root_only: None
+) -> None:
+    """The init's own overlap (corral.overlap=1), by the initramfs' busybox, zstd and
+    corral-fetch chrooted into it, in a mount namespace of its own (the RAM root)."""
+    need_tool("unshare")
+    archive = Path(shutil.copy(packed.image.path(app.settings.paths.home), unpacked / "tiny"))
+    made = make_torrent(archive, "tiny.tar.zst", packed.image.sha256,
+                        swarm.corral.options.server_url)  # fmt: skip
+    (unpacked / "image.torrent").write_bytes(made.data)
+    assert swarm.publish(unpacked / "image.torrent", archive) == made.info_hash
+    script = (
+        'say() { echo "corral: $*"; }\nfail() { echo "FAIL: $*"; exit 1; }\n'
+        'http_get() { cp /image.torrent "$2"; }\n'
+        + "".join(function(name) for name in OVERLAP_FUNCTIONS)
+        + "RUN=/run/corral DL=/run/corral/download OVERLAP=1 BOOT=stateless SEED=0 STALL=30\n"
+        f"TORRENT_INFO_HASH={made.info_hash} IMAGE_PACKED={packed.image.size}\n"
+        'mount -t proc proc /proc && mkdir -p "$DL"\n'
+        'swarm_download && echo "swarm UNPACKED=$UNPACKED"\n'
+        "wait $FETCH_PID\n"
+        'sha256sum "$IMAGE_FILE"; ls /newroot/bin/busybox /newroot/sbin/init\n'
+    )
+    done = subprocess.run(
+        ["unshare", "--mount", "chroot", str(unpacked), "/bin/sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+        check=False,
+    )
+    out = done.stdout + done.stderr
+    assert "swarm UNPACKED=1" in out, out
+    assert f"{packed.image.sha256}  /run/corral/download/tiny.tar.zst" in out, out
+    assert "/newroot/bin/busybox" in out and "/newroot/sbin/init" in out, out
+    assert "No such file" not in out, out
+    assert not (unpacked / "newroot" / "bin").exists()  # the RAM root was the namespace's
 
 
 TOOLS_STUBS = """

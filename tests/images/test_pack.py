@@ -71,7 +71,7 @@ def test_image_artifact_unpacks_to_the_image(
     ).read_bytes()
 
 
-def test_initramfs_runs_aria2c_and_has_the_image_modules(
+def test_initramfs_runs_its_programs_and_has_the_image_modules(
     app: Corral, packed: Artifacts, tmp_path: Path, root_only: None
 ) -> None:
     data = packed.initramfs.path(app.settings.paths.home).read_bytes()
@@ -89,11 +89,19 @@ def test_initramfs_runs_aria2c_and_has_the_image_modules(
     assert "virtio_net.ko:" in (moddir / "modules.dep").read_text().replace(
         "kernel/drivers/net/", ""
     )
-    for program in (["/usr/bin/aria2c", "--version"], ["/usr/bin/zstd", "--version"]):
+    for program in (["/usr/bin/zstd", "--version"], ["/usr/bin/openssl", "version"]):
         out = subprocess.run(
             ["chroot", str(tmp_path), *program], capture_output=True, text=True, check=False
         )
         assert out.returncode == 0, out.stderr
+    # the loader finds all of corral-fetch's libraries (it runs, and says what is wrong)
+    fetch = ["chroot", str(tmp_path), "/usr/bin/corral-fetch", "info-hash", "/none.torrent"]
+    out = subprocess.run(fetch, capture_output=True, text=True, check=False)
+    assert (out.returncode, out.stderr) == (
+        1,
+        "corral-fetch: cannot read /none.torrent: No such file or directory\n",
+    )
+    assert not (tmp_path / "usr/bin/aria2c").exists()
     sh = subprocess.run(
         ["chroot", str(tmp_path), "/bin/sh", "-c", "echo ok"], capture_output=True, check=False
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import shutil
 import socket
 import subprocess
 import threading
@@ -110,47 +109,30 @@ def free_port() -> int:
         return port
 
 
-def aria2c(
-    torrent: Path, out: Path, port: int, root: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    """aria2c as the host has it, or, with `root`, the one in that tree (a chroot)."""
+def aria2c(torrent: Path, out: Path, port: int) -> subprocess.CompletedProcess[str]:
+    """aria2c as the host has it."""
     out.mkdir(parents=True)
-    prefix = ["chroot", str(root)] if root else []
-
-    def inside(path: Path) -> str:
-        return f"/{path.relative_to(root)}" if root else str(path)
-
     argv = [
-        *prefix, "aria2c", "--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=false",
+        "aria2c", "--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=false",
         "--enable-peer-exchange=false", "--seed-time=0", "--bt-tracker-connect-timeout=5",
         "--bt-tracker-timeout=10", "--bt-stop-timeout=60", f"--listen-port={port}",
         "--summary-interval=0", "--console-log-level=warn", "--file-allocation=none",
-        "--disable-ipv6=true", f"--dir={inside(out)}", inside(torrent),
+        "--disable-ipv6=true", f"--dir={out}", str(torrent),
     ]  # fmt: skip
     return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
 
 
-def download_two(
-    server: SwarmServer, tmp_path: Path, size: int, piece: int, root: Path | None = None
-) -> str:
-    """Publish a random file and let two aria2c peers fetch it at once; returns its info-hash.
-
-    With `root`, the peers are the aria2c of that tree (an unpacked initramfs), chrooted.
-    """
-    if root is None:
-        need_tool("aria2c")
+def download_two(server: SwarmServer, tmp_path: Path, size: int, piece: int) -> str:
+    """Publish a random file and let two aria2c peers fetch it at once; returns its info-hash."""
+    need_tool("aria2c")
     src = tmp_path / "src" / "image.bin"
     src.parent.mkdir()
     digest = random_file(src, size)
     torrent = make_torrent(src, server.announce_url, piece)
     info_hash = server.publish(torrent, src)
-    base = root / "dl" if root else tmp_path
-    if root:
-        base.mkdir()
-        torrent = Path(shutil.copy(torrent, base / torrent.name))
-    outs = [base / "a", base / "b"]
+    outs = [tmp_path / "a", tmp_path / "b"]
     with ThreadPoolExecutor(2) as pool:
-        runs = list(pool.map(lambda out: aria2c(torrent, out, free_port(), root), outs))
+        runs = list(pool.map(lambda out: aria2c(torrent, out, free_port()), outs))
     for run in runs:
         assert run.returncode == 0, run.stdout + run.stderr
     for out in outs:

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from corral.images import catalog
+from corral.images import catalog, fetchclient
 from corral.images.records import ArtifactFile, Artifacts, Image, Initramfs, Kernel, Torrent
 from corral.inventory.models import Cluster
 from corral.store.credentials import issue_credential
+from tests.conftest import need, need_tool
 from tests.services.conftest import LiveServer, live_server
 
 __all__ = ["live_server"]
@@ -151,3 +154,17 @@ def lab(cluster: LiveServer) -> LiveServer:
         for node, mac, ip in (("n001", MAC1, N001), ("n002", MAC2, N002)):
             cluster.credentials[ip] = issue_credential(conn, node, mac, ip, time.time())
     return cluster
+
+
+@pytest.fixture(params=["corral-fetch", "aria2c"])
+def node_client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """PATH for the init's functions with one BitTorrent client: corral-fetch (the host
+    architecture's initramfs), or aria2c alone (a foreign one: the init falls back to it)."""
+    if request.param == "aria2c":
+        need_tool("aria2c")
+        assert shutil.which("corral-fetch") is None  # else the init would take that one
+        return os.environ["PATH"]
+    need(fetchclient.available(fetchclient.host_architecture()), "g++ or libtorrent-dev missing")
+    bindir = tmp_path_factory.mktemp("client")
+    (bindir / "corral-fetch").symlink_to(fetchclient.build())
+    return f"{bindir}:{os.environ['PATH']}"

@@ -1,6 +1,6 @@
 """The .torrent of a packed image, made with libtorrent.
 
-v1 only (aria2c, the initramfs client, speaks v1), private (no DHT or PEX:
+v1 only (aria2c, the arm64 initramfs' client, speaks v1 only), private (no DHT or PEX:
 peers come from corral's tracker alone), one file, the tracker and web seed
 both on corral's HTTP server. The piece size grows with the image so that a
 torrent has about a thousand pieces: small enough pieces to spread early
