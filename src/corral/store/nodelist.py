@@ -11,7 +11,7 @@ This reader answers only what it can answer exactly, and says None otherwise,
 so the caller takes the full path (`Actions.nodes`): a URL that is not a plain
 `sqlite:///FILE` (PostgreSQL, or a driver named in it), a database that does
 not exist yet, or one at another schema revision than HEAD_REVISION (the full
-path migrates it first). tests/store/test_nodelist.py compares both paths'
+path migrates it first). tests/cli/test_node_list_paths.py compares both paths'
 output on the same database.
 """
 
