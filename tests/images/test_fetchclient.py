@@ -261,3 +261,22 @@ def test_build_is_keyed_by_source_and_libtorrent(
     monkeypatch.setattr(fetchclient, "LIBTORRENT_PACKAGE", "libtorrent-rasterbar-nonesuch")
     with pytest.raises(ImageError, match="libtorrent-rasterbar-nonesuch is not installed"):
         fetchclient.build()
+
+
+def test_a_reader_that_goes_away_stops_the_stream_not_the_download(
+    client: Path, slow_swarm: SwarmServer, tmp_path: Path
+) -> None:
+    """The unpack behind the stream died: the download completes, so the init can
+    unpack the verified file instead (docs/images.md, unpacking while downloading)."""
+    image = publish(slow_swarm, tmp_path / "server")
+    fifo, done = tmp_path / "stream", tmp_path / "done"
+    os.mkfifo(fifo)
+    argv = [*get_argv(image.torrent, tmp_path / "node", done, 0, free_port()), "--stream"]
+    with running([str(client), *argv, str(fifo)], tmp_path / "fetch.log") as proc:
+        with fifo.open("rb") as stream:
+            assert stream.read(1)  # the reader starts, then dies before the end
+        _, err = proc.communicate(timeout=120)
+    log = (tmp_path / "fetch.log").read_text()
+    assert proc.returncode == 0, err
+    assert f"corral-fetch: stream to {fifo} stopped: cannot write" in log, log
+    assert sha256_of(Path(done.read_text().strip())) == image.sha256

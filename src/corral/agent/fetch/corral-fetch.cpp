@@ -194,9 +194,10 @@ void write_done(const std::string& done_file, const std::string& path) {
 // so a reader slower than the swarm never holds up the session's loop.
 class Stream {
   public:
-    Stream(std::string path, std::string file, const lt::torrent_info& info)
-        : path_(std::move(path)), file_(std::move(file)), info_(info),
-          pieces_(info.num_pieces()), deadline_(pieces_, false),
+    // `info` is shared, not borrowed: a writer left detached at exit still reads it
+    Stream(std::string path, std::string file, std::shared_ptr<const lt::torrent_info> info)
+        : path_(std::move(path)), file_(std::move(file)), info_(std::move(info)),
+          pieces_(info_->num_pieces()), deadline_(pieces_, false),
           writer_([this] { run(); }) {}
 
     ~Stream() {
@@ -205,7 +206,7 @@ class Stream {
             quit_ = true;
         }
         cv_.notify_all();
-        if (finished_) writer_.join();
+        if (finished_ || stopped_) writer_.join();
         else writer_.detach();  // blocked on a reader that never came: the exit ends it
     }
 
@@ -227,7 +228,8 @@ class Stream {
         }
     }
 
-    bool finished() const { return finished_; }
+    // the writer is done: every byte given to the reader, or it failed (error())
+    bool finished() const { return finished_ || stopped_; }
 
     std::string error() {
         std::lock_guard<std::mutex> lock(mu_);
@@ -241,25 +243,48 @@ class Stream {
     }
 
     void run() {
-        int out = open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (out < 0) return fail(std::string("cannot open: ") + std::strerror(errno));
+        int out = -1;
+        do out = open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        while (out < 0 && errno == EINTR);
+        if (out < 0) {
+            fail(std::string("cannot open: ") + std::strerror(errno));
+            stopped_ = true;
+            return;
+        }
         int in = -1;
-        std::vector<char> buffer(static_cast<size_t>(info_.piece_length()));
+        // a failed stream still closes the FIFO: its reader sees the end, not a hang
+        if (!stream_all(out, in)) {
+            if (in >= 0) close(in);
+            close(out);
+            stopped_ = true;
+        }
+    }
+
+    bool stream_all(int out, int& in) {
+        std::vector<char> buffer(static_cast<size_t>(info_->piece_length()));
         for (int next = 0; next < pieces_; ++next) {
             {
                 std::unique_lock<std::mutex> lock(mu_);
                 cv_.wait(lock, [&] { return ready_ > next || quit_; });
-                if (ready_ <= next) return;  // quitting unfinished: the exit closes the FIFO
+                if (ready_ <= next) return false;  // quitting unfinished
             }
-            if (in < 0 && (in = open(file_.c_str(), O_RDONLY | O_CLOEXEC)) < 0)
-                return fail("cannot read " + file_ + ": " + std::strerror(errno));
-            const auto size = static_cast<size_t>(info_.piece_size(lt::piece_index_t{next}));
-            const off_t offset = static_cast<off_t>(next) * info_.piece_length();
-            if (!copy(in, offset, size, out, buffer)) return;
+            if (in < 0 && (in = open(file_.c_str(), O_RDONLY | O_CLOEXEC)) < 0) {
+                fail("cannot read " + file_ + ": " + std::strerror(errno));
+                return false;
+            }
+            const auto size = static_cast<size_t>(info_->piece_size(lt::piece_index_t{next}));
+            const off_t offset = static_cast<off_t>(next) * info_->piece_length();
+            if (!copy(in, offset, size, out, buffer)) return false;
         }
         close(in);
-        if (close(out) != 0) return fail(std::strerror(errno));
+        in = -1;
+        if (close(out) != 0) {
+            fail(std::strerror(errno));
+            stopped_ = true;
+            return true;  // closed already
+        }
         finished_ = true;
+        return true;
     }
 
     bool copy(int in, off_t offset, size_t size, int out, std::vector<char>& buffer) {
@@ -284,7 +309,7 @@ class Stream {
     }
 
     const std::string path_, file_;
-    const lt::torrent_info& info_;
+    const std::shared_ptr<const lt::torrent_info> info_;
     const int pieces_;
     std::vector<bool> deadline_;  // main thread only
     std::mutex mu_;
@@ -293,6 +318,7 @@ class Stream {
     bool quit_ = false;
     std::string error_;
     std::atomic<bool> finished_{false};
+    std::atomic<bool> stopped_{false};  // failed: the FIFO is closed, nothing more is sent
     std::thread writer_;  // last: starts once the rest is set
 };
 
@@ -341,7 +367,8 @@ int get(const Options& o) {
     if (ec) die(kFailed, o.torrent + ": " + ec.message());
     const std::string file = o.dir + "/" + info->files().file_path(lt::file_index_t{0});
     std::unique_ptr<Stream> stream;
-    if (!o.stream.empty()) stream = std::make_unique<Stream>(o.stream, file, *info);
+    if (!o.stream.empty()) stream = std::make_unique<Stream>(o.stream, file, info);
+    bool stream_failed = false;
 
     std::map<std::string, std::string> tracker_said;  // url -> last message, printed once
     bool done = false;
@@ -381,10 +408,14 @@ int get(const Options& o) {
                 seed_until = Clock::now() + std::chrono::seconds(o.seed_seconds);
             }
         }
-        if (stream) {
+        if (stream && !stream_failed) {
             stream->advance(handle);
             std::string err = stream->error();
-            if (!err.empty()) die(kFailed, "stream to " + o.stream + ": " + err);
+            if (!err.empty()) {  // the download goes on: the init unpacks the file instead
+                std::cout << "corral-fetch: stream to " << o.stream << " stopped: " << err
+                          << std::endl;
+                stream_failed = true;
+            }
         }
         if (Clock::now() >= next_progress) {
             progress(handle.status());
@@ -410,6 +441,7 @@ int main(int argc, char** argv) {
         Options o = parse_get(std::vector<std::string>(args.begin() + 1, args.end()));
         struct sigaction action {};
         action.sa_handler = on_signal;
+        action.sa_flags = SA_RESTART;  // a signal on the writer thread does not fail its open()
         sigaction(SIGTERM, &action, nullptr);
         sigaction(SIGINT, &action, nullptr);
         std::signal(SIGPIPE, SIG_IGN);  // a reader gone is an error from write(), not death
