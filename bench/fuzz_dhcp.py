@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         port = free_port()
         argv = [
             *CORRAL, "serve", "-v", "--address", "127.0.0.1", "--dhcp-port", str(port),
-            "--http-port", str(free_port()), "--no-tftp", "--no-seeder",
+            "--http-port", str(free_port()), "--no-tftp", "--no-dns", "--no-seeder",
         ]  # fmt: skip
         env = {**os.environ, "CORRAL_HOME": str(home)}
         with log_path.open("wb") as log:

@@ -197,7 +197,7 @@ def make_home(home: Path, blob: Path) -> str:
 def corral_server(home: Path, work: Path) -> Iterator[str]:
     port = free_port()
     log = work / "corral.log"
-    argv = [*CORRAL, "serve", "--no-dhcp", "--no-tftp", "--address", "127.0.0.1"]
+    argv = [*CORRAL, "serve", "--no-dhcp", "--no-tftp", "--no-dns", "--address", "127.0.0.1"]
     argv += ["--http-port", str(port)]
     env = {**os.environ, "CORRAL_HOME": str(home)}
     with log.open("ab") as out:

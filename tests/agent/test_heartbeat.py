@@ -97,7 +97,7 @@ def test_corral_serve_marks_a_node_lost_after_its_heartbeat_timeout(
     app.apply(Cluster.model_validate(CLUSTER))
     log = tmp_path / "serve.log"
     argv = [*CORRAL, "serve", "-v", "--address", "127.0.0.1", "--http-port", "0", "--no-dhcp",
-            "--no-tftp", "--no-seeder", "--heartbeat-timeout", "4"]  # fmt: skip
+            "--no-tftp", "--no-dns", "--no-seeder", "--heartbeat-timeout", "4"]  # fmt: skip
     with log.open("ab") as out:
         serve = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
     try:

@@ -62,7 +62,7 @@ def tftp_serve(home: Path, root: Path) -> Iterator[ServedTftp]:
     log = home.parent / "serve.log"
     argv = [
         *CORRAL, "serve", "-v", "--address", "127.0.0.1", "--http-port", "0",
-        "--tftp-port", str(port), "--tftp-root", str(root), "--no-dhcp", "--no-seeder",
+        "--tftp-port", str(port), "--tftp-root", str(root), "--no-dhcp", "--no-dns", "--no-seeder",
     ]  # fmt: skip
     env = {**os.environ, "CORRAL_HOME": str(home)}
     with log.open("ab") as out:
