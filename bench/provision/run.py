@@ -15,8 +15,7 @@ Python binding with its defaults (bench/provision/ltclient.py).
 Each node is a network namespace with a veth to a switch namespace (Linux
 bridge); the server is one more namespace on that bridge. Both ends of every
 veth are shaped with HTB (node rate, or server rate for the server's link) and
-a `bfifo limit 262144` or `fq_codel` leaf (--leaf); MTU 9000; TCP reno in every
-namespace; permanent
+a `bfifo limit 262144` leaf; MTU 9000; TCP reno in every namespace; permanent
 neighbour entries everywhere. All node clients wait on one FIFO barrier and are
 released together. A node is done when its client has the whole image with every
 piece verified (aria2c's --on-bt-download-complete hook, libtorrent is_seeding,
@@ -86,7 +85,6 @@ class Run:
     preset: str = "corral"  # the server side: "corral" | "stock" (bt only)
     fetch_bin: Path | None = None
     rep: int = 0
-    leaf: str = "bfifo"
     nodes: list[str] = field(default_factory=list)
 
     @property
@@ -114,19 +112,14 @@ def sh(argv: list[str]) -> None:
     subprocess.run(argv, check=True, capture_output=True)
 
 
-# the queue behind each shaped link: `bfifo` (a 256 KiB FIFO, the earlier rounds) or
-# `fq_codel` (what a Debian host runs: systemd's default_qdisc), which keeps a node's
-# ACKs from waiting behind its own uploads
-LEAVES = {"bfifo": ["bfifo", "limit", "262144"], "fq_codel": ["fq_codel"]}
-
-
-def shape(ns: str, dev: str, mbit: float, leaf: str) -> None:
+def shape(ns: str, dev: str, mbit: float) -> None:
     rate = f"{mbit}mbit"
     tc = ["ip", "netns", "exec", ns, "tc"]
     sh([*tc, "qdisc", "replace", "dev", dev, "root", "handle", "1:", "htb", "default", "10"])
     sh([*tc, "class", "add", "dev", dev, "parent", "1:", "classid", "1:10", "htb", "rate", rate,
         "ceil", rate, "quantum", str(MTU + 14)])  # fmt: skip
-    sh([*tc, "qdisc", "add", "dev", dev, "parent", "1:10", "handle", "10:", *LEAVES[leaf]])
+    sh([*tc, "qdisc", "add", "dev", dev, "parent", "1:10", "handle", "10:", "bfifo", "limit",
+        "262144"])  # fmt: skip
 
 
 def mac_of(index: int) -> str:
@@ -147,8 +140,8 @@ def build(topo: Topology, run: Run) -> tuple[str, list[str]]:
         ns = topo.namespace(role)
         host_end = topo.attach(ns, switch, "br0", mac=mac_of(index),
                                address=f"{ip_of(index)}/16", mtu=MTU)  # fmt: skip
-        shape(ns, "eth0", mbit, run.leaf)
-        shape(switch, host_end, mbit, run.leaf)
+        shape(ns, "eth0", mbit)
+        shape(switch, host_end, mbit)
         sh(ns_argv(ns, ["sysctl", "-qw", "net.ipv4.tcp_congestion_control=reno"]))
         spaces.append(ns)
     neighbours = "".join(
@@ -328,7 +321,7 @@ def report(run: Run, times: list[float | None], egress: int, cpu: list[float], g
     finished = [t for t in times if t is not None]
     all_done = max(finished) if len(finished) == run.n else None
     return {
-        "label": run.label, "n": run.n, "mode": run.mode, "rep": run.rep, "leaf": run.leaf,
+        "label": run.label, "n": run.n, "mode": run.mode, "rep": run.rep,
         "config": run.config,
         "client": "aria2c" if run.mode == "http" else run.client,
         "image_mib": run.size / 2**20, "node_mbit": run.node_mbit, "server_mbit": run.server_mbit,
@@ -376,9 +369,6 @@ def parse() -> tuple[argparse.Namespace, list[str]]:
     p.add_argument("--server-mbit", type=float, default=20)
     p.add_argument("--label", default="")
     p.add_argument("--aria2c-arg", action="append", default=[])
-    p.add_argument(
-        "--leaf", choices=sorted(LEAVES), default="bfifo", help="the queue behind each shaped link"
-    )
     p.add_argument("--fetch-bin", type=Path, help="corral-fetch (corral.images.fetchclient)")
     p.add_argument("--workdir", type=Path, default=Path("/dev/shm/corral-bench"))
     p.add_argument("--results", type=Path, default=HERE / "results.jsonl")
@@ -407,7 +397,7 @@ def main() -> None:
                 run = Run(n, mode, client, image, torrent, digest, args.node_mbit,
                           args.server_mbit, server_args if mode == "bt" else [],
                           args.aria2c_arg, args.label, scratch, preset, args.fetch_bin,
-                          rep, args.leaf)  # fmt: skip
+                          rep)  # fmt: skip
                 try:
                     result = measure(run)
                 finally:
