@@ -45,7 +45,7 @@ def fit(label: str, config: str) -> tuple[float, float, list[tuple[int, float]]]
     for line in RESULTS.read_text().splitlines():
         r = json.loads(line)
         ours = (r["label"], r.get("config")) == (label, config)
-        if ours and r["time_ratio"] and float(r["cpu_max"]) <= 0.9:
+        if ours and r["time_ratio"] and float(r.get("cpu_max_steady", r["cpu_max"])) <= 0.9:
             points.append((int(r["n"]), float(r["time_ratio"])))
     if len(points) < 2:
         raise SystemExit(f"need two unflagged runs or more of {label!r} {config} in {RESULTS}")
