@@ -317,10 +317,30 @@ def measure(run: Run) -> dict[str, object]:
         times = wait_done(dones, start, run.timeout)
         cpu.stopped.set()
         egress = tx_bytes(srv) - tx0
+        tcp = tcp_counters([srv, *nodes])
         procs[0].terminate()
         procs[0].wait(30)
     server = json.loads(stats_file.read_text()) if stats_file.exists() else {}
-    return report(run, times, egress, cpu.samples, verify(run), server)
+    result = report(run, times, egress, cpu.samples, verify(run), server)
+    result["tcp"] = tcp
+    return result
+
+
+def tcp_counters(spaces: list[str]) -> dict[str, int]:
+    """Segments sent, retransmitted, and retransmission timeouts, summed over the
+    namespaces (each starts at 0): how well TCP copes with many flows on a thin link."""
+    total = {"OutSegs": 0, "RetransSegs": 0, "TCPTimeouts": 0}
+    for ns in spaces:
+        out = subprocess.run(ns_argv(ns, ["cat", "/proc/net/snmp", "/proc/net/netstat"]),
+                             capture_output=True, text=True, check=True).stdout  # fmt: skip
+        lines = out.splitlines()
+        for names, values in zip(lines[::2], lines[1::2], strict=False):
+            if names.split(":")[0] != values.split(":")[0]:
+                continue
+            for name, value in zip(names.split()[1:], values.split()[1:], strict=True):
+                if name in total:
+                    total[name] += int(value)
+    return total
 
 
 def report(run: Run, times: list[float | None], egress: int, cpu: list[float], good: int,
