@@ -50,12 +50,12 @@ def spread(values: list[float]) -> str:
     return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
 
 
-def per_n(rows: list[dict[str, object]]) -> None:
+def per_n(rows: list[dict[str, object]], labelled: bool = False) -> None:
     """One row per N, one column per configuration: time/limit and egress/image."""
     configs: list[str] = []
     cells: dict[tuple[int, str], list[dict[str, object]]] = defaultdict(list)
     for r in rows:
-        config = config_of(r)
+        config = f"{r['label']}:{config_of(r)}" if labelled else config_of(r)
         if config not in configs:
             configs.append(config)
         cells[(int(r["n"]), config)].append(r)  # type: ignore[call-overload]
@@ -83,6 +83,11 @@ def main() -> None:
     argv = sys.argv[1:]
     if argv[:1] == ["--per-n"]:
         per_n(load(set(argv[1:])))
+        return
+    if argv[:1] == ["--per-n-labelled"]:
+        wanted = set(argv[1:])
+        rows = [r for r in load(set()) if f"{r['label']}:{config_of(r)}" in wanted]
+        per_n(rows, labelled=True)
         return
     print("| label | N | configuration | server Mbit/s | server options | time/limit (all) "
           "| time/limit (median) | egress/image | verified | CPU busiest second |")  # fmt: skip

@@ -58,7 +58,11 @@ constexpr int kFailed = 1;
 constexpr int kUsage = 2;
 constexpr int kStopped = 3;
 constexpr auto kProgressEvery = std::chrono::seconds(10);
-constexpr int kConnections = 60;
+// Peers at once. More is not faster: every connection is a TCP flow into the node's one
+// link, and at 60 a 64-node storm lost 6,461 flows to retransmission timeouts and took
+// 2.24x the link's limit; at 16, 1,655-1,965 timeouts and 1.74-1.84x; at 8, too few
+// sources (2.25x). bench/RESULTS.md, round 4.
+constexpr int kConnections = 16;
 constexpr int kStreamWindow = 8;  // pieces ahead of the stream that get deadlines
 
 volatile std::sig_atomic_t g_stop = 0;
