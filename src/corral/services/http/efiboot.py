@@ -115,10 +115,11 @@ class EfiImages:
         with self.lock:
             path = self.folder / f"{key}.img"
             found = self.known.get(key)
-            if found is not None and path.exists():
-                os.utime(path)  # recently used: kept by the pruning below
-                return found
-            if not path.exists():
+            if path.exists():
+                os.utime(path)  # recently used (also a server's first use): pruned last
+                if found is not None:
+                    return found
+            else:
                 self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
                 members: dict[str, Member] = {
                     LOADER: loader,
