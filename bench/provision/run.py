@@ -38,6 +38,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -423,6 +424,9 @@ def configuration(text: str) -> tuple[str, str, str]:
 
 
 def main() -> None:
+    # SIGTERM unwinds like Ctrl-C: the namespaces and clients of the run in progress go
+    # (Python's default would end the process with them left behind)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args, server_args = parse()
     configs = [configuration(c) for c in args.configs]
     args.workdir.mkdir(parents=True, exist_ok=True)
