@@ -24,7 +24,8 @@ After the clock stops every node's file is checked against the image's sha256.
 
 Reported per run: time for all N / physical limit (image / node link rate),
 server egress bytes (tx counter of the server's veth) / image size, and the
-busiest second of CPU after the first 3 s (runs above 90% are flagged
+busiest second of CPU after the first 3 s, niced background work not counted
+(`cpu_background_max` says how much there was; runs above 90% are flagged
 `cpu_saturated` and not quoted; the first seconds, when all N clients start on
 2 cores at once, are reported apart: `cpu_start_s` seconds above 90%).
 Results go to stdout and are appended to bench/provision/results.jsonl.
@@ -88,6 +89,7 @@ class Run:
     scratch: Path
     preset: str = "corral"  # the server side: "corral" | "stock" (bt only)
     fetch_bin: Path | None = None
+    fetch_args: list[str] = field(default_factory=list)
     rep: int = 0
     nodes: list[str] = field(default_factory=list)
 
@@ -121,6 +123,9 @@ def sh(argv: list[str]) -> None:
 
 
 def shape(ns: str, dev: str, mbit: float) -> None:
+    """HTB at `mbit` on `dev`, one 256 KiB FIFO (about 1 s at 2 Mbit/s). Tried instead
+    (round 6): small packets in a class ahead of the bulk, as fq_codel would let them;
+    more TCP timeouts and slower at N = 8 and 64 (bench/RESULTS.md), so not kept."""
     rate = f"{mbit}mbit"
     tc = ["ip", "netns", "exec", ns, "tc"]
     sh([*tc, "qdisc", "replace", "dev", dev, "root", "handle", "1:", "htb", "default", "10"])
@@ -187,7 +192,7 @@ def client_argv(run: Run, index: int, out: Path, done: Path) -> list[str]:
             raise SystemExit("client fetch needs --fetch-bin (corral.images.fetchclient)")
         return [str(run.fetch_bin), "get", "--torrent", str(run.torrent), "--dir", str(out),
                 "--done-file", str(done), "--seed-seconds", "1000",
-                "--listen-port", "6881"]  # fmt: skip
+                "--listen-port", "6881", *run.fetch_args]  # fmt: skip
     # the flags corral/agent/init gives aria2c (the client the initramfs ships)
     return ["aria2c", *common, "--enable-dht=false", "--enable-dht6=false",
             "--bt-enable-lpd=false", "--enable-peer-exchange=true", "--seed-ratio=0",
@@ -256,25 +261,33 @@ def start_nodes(run: Run, nodes: list[str], procs: list[subprocess.Popen[bytes]]
 
 
 class CpuLog(threading.Thread):
-    """Busy fraction of all CPUs, per second, from /proc/stat."""
+    """Busy fraction of all CPUs, per second, from /proc/stat.
+
+    Time in niced processes (the `nice` column: background work at low priority, which
+    yields the CPU to the benchmark) is not counted as busy; it is logged apart
+    (`background`), so a run beside such work says how much there was."""
 
     def __init__(self) -> None:
         super().__init__(daemon=True)
         self.samples: list[float] = []
+        self.background: list[float] = []
         self.stopped = threading.Event()
 
     @staticmethod
-    def read() -> tuple[int, int]:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-        idle = fields[3] + fields[4]
-        return sum(fields) - idle, sum(fields)
+    def read() -> tuple[int, int, int]:
+        # user nice system idle iowait irq softirq steal (guest time is inside user/nice)
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:9]]
+        idle, nice = fields[3] + fields[4], fields[1]
+        return sum(fields) - idle - nice, nice, sum(fields)
 
     def run(self) -> None:
-        busy0, total0 = self.read()
+        busy0, nice0, total0 = self.read()
         while not self.stopped.wait(1.0):
-            busy1, total1 = self.read()
-            self.samples.append((busy1 - busy0) / max(1, total1 - total0))
-            busy0, total0 = busy1, total1
+            busy1, nice1, total1 = self.read()
+            span = max(1, total1 - total0)
+            self.samples.append((busy1 - busy0) / span)
+            self.background.append((nice1 - nice0) / span)
+            busy0, nice0, total0 = busy1, nice1, total1
 
 
 def wait_done(dones: list[Path], start: float, timeout: float) -> list[float | None]:
@@ -324,6 +337,7 @@ def measure(run: Run) -> dict[str, object]:
     server = json.loads(stats_file.read_text()) if stats_file.exists() else {}
     result = report(run, times, egress, cpu.samples, verify(run), server)
     result["tcp"] = tcp
+    result["cpu_background_max"] = round(max(cpu.background, default=0.0), 2)
     return result
 
 
@@ -368,6 +382,7 @@ def report(run: Run, times: list[float | None], egress: int, cpu: list[float], g
         "cpu_series": [round(x, 2) for x in cpu],
         "cpu_saturated": max(cpu[STARTUP_S:], default=0.0) > CPU_FLAG,
         "server_args": run.server_args, "aria2c_args": run.aria2c_args,
+        "fetch_args": run.fetch_args,
         "server": server,
     }  # fmt: skip
 
@@ -408,6 +423,9 @@ def parse() -> tuple[argparse.Namespace, list[str]]:
     p.add_argument("--label", default="")
     p.add_argument("--aria2c-arg", action="append", default=[])
     p.add_argument("--fetch-bin", type=Path, help="corral-fetch (corral.images.fetchclient)")
+    p.add_argument("--fetch-arg", action="append", default=[],
+                   help="one more corral-fetch argument (e.g. --fetch-arg=--set "
+                        "--fetch-arg=unchoke_slots_limit=8)")  # fmt: skip
     p.add_argument("--workdir", type=Path, default=Path("/dev/shm/corral-bench"))
     p.add_argument("--results", type=Path, default=HERE / "results.jsonl")
     return p.parse_known_args()
@@ -438,7 +456,7 @@ def main() -> None:
                 run = Run(n, mode, client, image, torrent, digest, args.node_mbit,
                           args.server_mbit, server_args if mode == "bt" else [],
                           args.aria2c_arg, args.label, scratch, preset, args.fetch_bin,
-                          rep)  # fmt: skip
+                          args.fetch_arg, rep)  # fmt: skip
                 try:
                     result = measure(run)
                 finally:

@@ -55,7 +55,18 @@ def parse() -> argparse.Namespace:
     p.add_argument("--storm-interval", type=int, default=15)
     p.add_argument("--numwant", type=int, default=50)
     p.add_argument("--no-progress-order", action="store_true")
-    return p.parse_args()
+    args = p.parse_args()
+    custom = [opt for opt in CUSTOM_OPTIONS if getattr(args, opt) != p.get_default(opt)]
+    if args.preset != "custom" and custom:
+        # a preset ignores them: a run would measure the preset under another name
+        p.error(f"--preset {args.preset} ignores {', '.join(custom)}: add --preset custom")
+    return args
+
+
+# the options only `--preset custom` reads
+CUSTOM_OPTIONS = ("seeder_rate", "super_seeding", "spread_copies", "trickle_rate",
+                  "unchoke_slots", "server_seed_until", "storm_interval", "numwant",
+                  "no_progress_order")  # fmt: skip
 
 
 def policy_of(args: argparse.Namespace) -> TrackerPolicy:

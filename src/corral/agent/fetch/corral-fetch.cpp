@@ -3,6 +3,7 @@
 //   corral-fetch info-hash FILE.torrent
 //   corral-fetch get --torrent F --dir D --done-file P --seed-seconds S
 //                    [--upload-limit BYTES/s] [--listen-port N] [--stream FIFO]
+//                    [--set NAME=VALUE ...]
 //
 // Why not aria2c: in the boot-storm benchmark (bench/RESULTS.md) libtorrent nodes
 // finished sooner and took fewer bytes from the server, and aria2c's TLS stack
@@ -77,7 +78,8 @@ void on_signal(int) { g_stop = 1; }
 const char* kUsageText =
     "usage: corral-fetch info-hash FILE.torrent\n"
     "       corral-fetch get --torrent F --dir D --done-file P --seed-seconds S\n"
-    "                        [--upload-limit BYTES/s] [--listen-port N] [--stream FIFO]";
+    "                        [--upload-limit BYTES/s] [--listen-port N] [--stream FIFO]\n"
+    "                        [--set NAME=VALUE ...]  (a libtorrent setting, e.g. unchoke_slots_limit=8)";
 
 std::string hex(const lt::sha1_hash& hash) {
     static const char digits[] = "0123456789abcdef";
@@ -114,7 +116,27 @@ long number(const std::string& flag, const std::string& text, long low, long hig
 struct Options {
     std::string torrent, dir, done_file, stream;
     long seed_seconds = -1, upload_limit = 0, listen_port = 6881;
+    std::vector<std::pair<std::string, std::string>> settings;  // --set, applied last
 };
+
+// --set NAME=VALUE: any libtorrent setting by its name, for tuning on a given network
+// (the defaults below are what bench/provision measured best); a bad name or value
+// is a usage error, never silently ignored.
+void apply_setting(lt::settings_pack& s, const std::string& name, const std::string& value) {
+    int index = lt::setting_by_name(name);
+    if (index < 0) die(kUsage, "--set: no libtorrent setting is called '" + name + "'");
+    switch (index & lt::settings_pack::type_mask) {
+        case lt::settings_pack::string_type_base: s.set_str(index, value); break;
+        case lt::settings_pack::bool_type_base:
+            if (value != "true" && value != "false" && value != "1" && value != "0")
+                die(kUsage, "--set " + name + " wants true or false, not '" + value + "'");
+            s.set_bool(index, value == "true" || value == "1");
+            break;
+        default:
+            s.set_int(index, static_cast<int>(number("--set " + name, value, -(1L << 31) + 1,
+                                                     (1L << 31) - 1)));
+    }
+}
 
 Options parse_get(const std::vector<std::string>& args) {
     Options o;
@@ -129,6 +151,14 @@ Options parse_get(const std::vector<std::string>& args) {
         else if (flag == "--upload-limit") o.upload_limit = number(flag, value, 0, 1L << 30);
         else if (flag == "--listen-port") o.listen_port = number(flag, value, 0, 65535);
         else if (flag == "--stream") o.stream = value;
+        else if (flag == "--set") {
+            auto eq = value.find('=');
+            if (eq == std::string::npos || eq == 0)
+                die(kUsage, "--set wants NAME=VALUE, not '" + value + "'");
+            o.settings.emplace_back(value.substr(0, eq), value.substr(eq + 1));
+            lt::settings_pack check;  // a bad name or value stops here, before any work
+            apply_setting(check, o.settings.back().first, o.settings.back().second);
+        }
         else die(kUsage, "unknown option " + flag + "\n" + kUsageText);
     }
     if (o.torrent.empty() || o.dir.empty() || o.done_file.empty() || o.seed_seconds < 0)
@@ -158,6 +188,7 @@ lt::settings_pack lan_settings(const Options& o) {
     s.set_int(lt::settings_pack::alert_mask,
               lt::alert_category::error | lt::alert_category::status |
                   lt::alert_category::tracker | lt::alert_category::piece_progress);
+    for (const auto& [name, value] : o.settings) apply_setting(s, name, value);
     return s;
 }
 
