@@ -59,8 +59,13 @@ test-fast: venv
 demo: deps venv
 	@./scripts/demo
 
+# what only the benchmarks run against: Kea's perfdhcp (bench/dhcp_bench.py; a tool, no daemon)
+BENCH_APT_PACKAGES := kea-admin
+
+# `make bench` lists the benchmarks; `make bench B=provision ARGS='--n 8'` runs one
 bench: deps venv
-	$(PY) -m bench
+	@./scripts/apt-install $(BENCH_APT_PACKAGES)
+	$(PY) -m bench $(B) $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

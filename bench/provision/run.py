@@ -91,6 +91,7 @@ class Run:
     fetch_bin: Path | None = None
     fetch_args: list[str] = field(default_factory=list)
     rep: int = 0
+    queue_kib: int = 256  # every link's FIFO (shape())
     nodes: list[str] = field(default_factory=list)
 
     @property
@@ -122,8 +123,8 @@ def sh(argv: list[str]) -> None:
     subprocess.run(argv, check=True, capture_output=True)
 
 
-def shape(ns: str, dev: str, mbit: float) -> None:
-    """HTB at `mbit` on `dev`, one 256 KiB FIFO (about 1 s at 2 Mbit/s). Tried instead
+def shape(ns: str, dev: str, mbit: float, queue_kib: int = 256) -> None:
+    """HTB at `mbit` on `dev`, one FIFO of `queue_kib` (256: about 1 s at 2 Mbit/s). Tried instead
     (round 6): small packets in a class ahead of the bulk, as fq_codel would let them;
     more TCP timeouts and slower at N = 8 and 64 (bench/RESULTS.md), so not kept."""
     rate = f"{mbit}mbit"
@@ -132,7 +133,7 @@ def shape(ns: str, dev: str, mbit: float) -> None:
     sh([*tc, "class", "add", "dev", dev, "parent", "1:", "classid", "1:10", "htb", "rate", rate,
         "ceil", rate, "quantum", str(MTU + 14)])  # fmt: skip
     sh([*tc, "qdisc", "add", "dev", dev, "parent", "1:10", "handle", "10:", "bfifo", "limit",
-        "262144"])  # fmt: skip
+        str(queue_kib << 10)])  # fmt: skip
 
 
 def mac_of(index: int) -> str:
@@ -153,8 +154,8 @@ def build(topo: Topology, run: Run) -> tuple[str, list[str]]:
         ns = topo.namespace(role)
         host_end = topo.attach(ns, switch, "br0", mac=mac_of(index),
                                address=f"{ip_of(index)}/16", mtu=MTU)  # fmt: skip
-        shape(ns, "eth0", mbit)
-        shape(switch, host_end, mbit)
+        shape(ns, "eth0", mbit, run.queue_kib)
+        shape(switch, host_end, mbit, run.queue_kib)
         sh(ns_argv(ns, ["sysctl", "-qw", "net.ipv4.tcp_congestion_control=reno"]))
         spaces.append(ns)
     neighbours = "".join(
@@ -382,7 +383,7 @@ def report(run: Run, times: list[float | None], egress: int, cpu: list[float], g
         "cpu_series": [round(x, 2) for x in cpu],
         "cpu_saturated": max(cpu[STARTUP_S:], default=0.0) > CPU_FLAG,
         "server_args": run.server_args, "aria2c_args": run.aria2c_args,
-        "fetch_args": run.fetch_args,
+        "fetch_args": run.fetch_args, "queue_kib": run.queue_kib,
         "server": server,
     }  # fmt: skip
 
@@ -421,6 +422,7 @@ def parse() -> tuple[argparse.Namespace, list[str]]:
     p.add_argument("--node-mbit", type=float, default=2)
     p.add_argument("--server-mbit", type=float, default=20)
     p.add_argument("--label", default="")
+    p.add_argument("--queue-kib", type=int, default=256, help="every link's FIFO (KiB)")
     p.add_argument("--aria2c-arg", action="append", default=[])
     p.add_argument("--fetch-bin", type=Path, help="corral-fetch (corral.images.fetchclient)")
     p.add_argument("--fetch-arg", action="append", default=[],
@@ -456,7 +458,7 @@ def main() -> None:
                 run = Run(n, mode, client, image, torrent, digest, args.node_mbit,
                           args.server_mbit, server_args if mode == "bt" else [],
                           args.aria2c_arg, args.label, scratch, preset, args.fetch_bin,
-                          args.fetch_arg, rep)  # fmt: skip
+                          args.fetch_arg, rep, args.queue_kib)  # fmt: skip
                 try:
                     result = measure(run)
                 finally:
