@@ -21,10 +21,12 @@ import pytest
 
 from corral.images import fetchclient
 from corral.images.errors import ImageError
+from corral.images.initramfs import BUSYBOX
 from corral.images.torrent import for_servers, make_torrent
 from corral.services.seeder import SeederSettings
 from tests.agent.test_seed import download, until
 from tests.conftest import need
+from tests.images.test_init_disk import function
 from tests.services.test_seeder_swarm import SwarmServer, free_port, serve
 
 SIZE = 3 << 20  # 12 pieces of 256 KiB
@@ -119,6 +121,31 @@ def test_bad_input_is_one_clear_line_and_a_non_zero_exit(
     assert run.returncode == code, run.stderr
     assert run.stderr.startswith("corral-fetch: " + message.replace("{tmp}", str(tmp_path)))
     assert run.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("cmdline_value", "code", "message"),
+    [
+        ("connections_limit=24,enable_dht=false", 1, "not a torrent"),  # taken; then the file
+        ("connections_limit=24,no_such_setting=1", 2, "--set: no libtorrent setting"),
+    ],
+)
+def test_the_inits_corral_fetch_kernel_arg_reaches_the_client_as_settings(
+    client: Path, tmp_path: Path, cmdline_value: str, code: int, message: str
+) -> None:
+    """corral.fetch=A=1,B=2 on the kernel command line: the init's `fetch_settings` (run
+    as it is, by busybox sh) turns it into --set arguments the real client checks."""
+    busybox = next(p for p in BUSYBOX if Path(p).is_file())
+    words = subprocess.run(
+        [busybox, "sh", "-c", function("fetch_settings") + "fetch_settings"],
+        env={"FETCH_SET": cmdline_value}, capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert words[0::2] == ["--set"] * (len(words) // 2)
+    (tmp_path / "image.torrent").write_bytes(b"not bencoded")
+    argv = [*get_argv(tmp_path / "image.torrent", tmp_path, tmp_path / "done", 0, 0), *words]
+    run = subprocess.run([str(client), *argv], capture_output=True, text=True, check=False)
+    assert run.returncode == code, run.stderr
+    assert message in run.stderr
 
 
 @pytest.mark.parametrize(
