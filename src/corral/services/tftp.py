@@ -20,10 +20,11 @@ import logging
 import socket
 from collections import Counter
 from dataclasses import dataclass
-from typing import cast
+from typing import Protocol, cast
 
 from corral.protocols.tftp import (
     ErrorCode,
+    FileSource,
     MalformedPacket,
     Opcode,
     ReadSession,
@@ -33,10 +34,13 @@ from corral.protocols.tftp import (
     TftpRoot,
     parse,
 )
+from corral.services.tftp_handoff import Handoff, Report, passable
+from corral.services.tftp_pool import WorkerPool
 
 log = logging.getLogger(__name__)
 Address = tuple[str, int]
 MAX_REQUEST = 1024
+MAX_PEER_DATAGRAM = 2048  # on a transfer's socket; longer datagrams arrive truncated
 
 
 @dataclass
@@ -70,10 +74,20 @@ class _Listener(asyncio.DatagramProtocol):
         log.debug("tftp listener socket error: %s", exc)
 
 
-class _Transfer(asyncio.DatagramProtocol):
+class TransferOwner(Protocol):
+    """Who runs transfers: the server in-process, or a worker process (`tftp_worker`)."""
+
+    counters: TftpCounters
+
+    def _malformed(self, addr: Address, exc: MalformedPacket) -> None: ...
+
+    def _transfer_closed(self, transfer: Transfer, failed: bool) -> None: ...
+
+
+class Transfer(asyncio.DatagramProtocol):
     """One read transfer: a connected UDP socket, a session and its timer."""
 
-    def __init__(self, server: TftpServer, session: ReadSession, peer: Address, key: bytes):
+    def __init__(self, server: TransferOwner, session: ReadSession, peer: Address, key: bytes):
         self.server = server
         self.session = session
         self.peer = peer
@@ -86,6 +100,11 @@ class _Transfer(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
+        # asyncio receives into a fresh 256 KiB buffer per datagram, which glibc maps
+        # and unmaps each time in a new process: measured, it doubled a worker's CPU per
+        # MB. A peer only sends ACKs and ERRORs here; anything longer is malformed.
+        if hasattr(transport, "max_size"):
+            transport.max_size = MAX_PEER_DATAGRAM
         self.pump()
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
@@ -163,8 +182,10 @@ class TftpServer:
         config: SessionConfig | None = None,
         max_transfers: int = 256,
         max_per_client: int = 8,
+        workers: int = 0,
     ) -> None:
         self.root = root
+        self.workers = workers
         self.host = host
         self.port = port
         self.config = config or SessionConfig()
@@ -173,8 +194,12 @@ class TftpServer:
         self.counters = TftpCounters()
         self._per_client: Counter[str] = Counter()
         self._listener: asyncio.DatagramTransport | None = None
-        self._transfers: dict[tuple[Address, bytes], _Transfer] = {}
+        self._transfers: dict[tuple[Address, bytes], Transfer] = {}
         self._pending: dict[asyncio.Task[None], ReadSession] = {}  # sockets being made
+        self._remote: dict[int, tuple[Address, bytes]] = {}  # in a worker: tid -> key
+        self._remote_keys: set[tuple[Address, bytes]] = set()
+        self._next_tid = 0
+        self.pool: WorkerPool | None = None
 
     @property
     def address(self) -> Address:
@@ -186,7 +211,7 @@ class TftpServer:
 
     @property
     def active_transfers(self) -> int:
-        return len(self._transfers) + len(self._pending)
+        return len(self._transfers) + len(self._pending) + len(self._remote)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -194,7 +219,17 @@ class TftpServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
         self._listener, _ = await loop.create_datagram_endpoint(lambda: _Listener(self), sock=sock)
-        log.info("tftp serving %s on %s:%d", self.root.root, *self.address)
+        if self.workers > 0:
+            self.pool = WorkerPool(
+                self.workers, self.host, self.config, self._on_report, self._on_lost
+            )
+            self.pool.start()
+        log.info(
+            "tftp serving %s on %s:%d (%d worker processes)",
+            self.root.root,
+            *self.address,
+            self.workers,
+        )
 
     async def stop(self) -> None:
         if self._listener is not None:
@@ -208,6 +243,11 @@ class TftpServer:
             session.close()  # a task cancelled before it ran never closed its file
         for transfer in list(self._transfers.values()):
             transfer.close(failed=True)
+        if self.pool is not None:
+            await self.pool.stop()
+            self.pool = None
+        for tid in list(self._remote):
+            self._on_lost(tid)
 
     # -- requests on the listening socket --------------------------------
 
@@ -223,7 +263,7 @@ class TftpServer:
             self.counters.stray += 1
             return
         self.counters.requests += 1
-        if (addr, data) in self._transfers:
+        if (addr, data) in self._transfers or (addr, data) in self._remote_keys:
             self.counters.duplicate_requests += 1  # client resent its RRQ; session retries
             return
         if self.active_transfers >= self.max_transfers:
@@ -233,22 +273,68 @@ class TftpServer:
             self.counters.client_busy += 1
             return
         try:
-            session = self._open_session(packet, addr)
+            source = self._open_source(packet, addr)
         except TftpError as exc:
             self._refuse(addr, exc)
             return
         self._per_client[addr[0]] += 1
+        if self.pool is not None and self._hand_off(source, addr, data):
+            return
+        loop = asyncio.get_running_loop()
+        session = ReadSession(packet, source, loop.time(), self.config)
         task = asyncio.get_running_loop().create_task(self._spawn(session, addr, data))
         self._pending[task] = session
         task.add_done_callback(lambda done: self._pending.pop(done, None))
 
-    def _open_session(self, request: Request, addr: Address) -> ReadSession:
+    def _open_source(self, request: Request, addr: Address) -> FileSource:
         if request.opcode == Opcode.WRQ:
             raise TftpError(ErrorCode.ACCESS_VIOLATION, "write requests are not accepted")
         source = self.root.open(request.filename, addr)
         log.debug("tftp %s:%d RRQ %r %s", *addr, request.filename, request.options)
-        loop = asyncio.get_running_loop()
-        return ReadSession(request, source, loop.time(), self.config)
+        return source
+
+    def _hand_off(self, source: FileSource, addr: Address, data: bytes) -> bool:
+        """Give the transfer to a worker process; False: run it here instead."""
+        assert self.pool is not None
+        how = passable(source)
+        if how is None:
+            return False
+        fd, inline, rollover = how
+        self._next_tid += 1
+        tid = self._next_tid
+        if not self.pool.submit(Handoff(tid, addr, data, rollover, inline), fd):
+            return False
+        source.close()  # the worker has its own copy of the descriptor
+        self._remote[tid] = (addr, data)
+        self._remote_keys.add((addr, data))
+        self.counters.transfers_started += 1
+        return True
+
+    def _on_report(self, report: Report) -> None:
+        """A worker's counters since its last report, and the transfers it finished."""
+        counters = self.counters
+        counters.datagrams_sent += report.datagrams_sent
+        counters.bytes_sent += report.bytes_sent
+        if report.malformed:
+            counters.malformed += report.malformed
+            if _worth_logging(counters.malformed):
+                log.warning("tftp malformed datagrams on transfers: %d", counters.malformed)
+        for ended in report.ended:
+            key = self._remote.pop(ended.tid, None)
+            if key is None:
+                continue
+            self._remote_keys.discard(key)
+            self._release(key[0])
+            counters.retransmits += ended.retransmits
+            self._count_end(key[0], ended.failed, ended.abandoned, ended.error)
+
+    def _on_lost(self, tid: int) -> None:
+        """The transfer's worker died: its client times out; count it failed, free its slot."""
+        key = self._remote.pop(tid, None)
+        if key is not None:
+            self._remote_keys.discard(key)
+            self._release(key[0])
+            self._count_end(key[0], True, False, "its worker process died")
 
     def _refuse(self, addr: Address, error: TftpError) -> None:
         self.counters.refused += 1
@@ -259,7 +345,7 @@ class TftpServer:
 
     async def _spawn(self, session: ReadSession, peer: Address, key: bytes) -> None:
         loop = asyncio.get_running_loop()
-        transfer = _Transfer(self, session, peer, key)
+        transfer = Transfer(self, session, peer, key)
         try:
             await loop.create_datagram_endpoint(
                 lambda: transfer, local_addr=(self.host, 0), remote_addr=peer
@@ -277,17 +363,20 @@ class TftpServer:
         if self._per_client[peer[0]] <= 0:
             del self._per_client[peer[0]]
 
-    def _transfer_closed(self, transfer: _Transfer, failed: bool) -> None:
+    def _transfer_closed(self, transfer: Transfer, failed: bool) -> None:
         self._transfers.pop((transfer.peer, transfer.key), None)
         self._release(transfer.peer)
         self.counters.retransmits += transfer.session.retransmits
-        if failed and transfer.session.abandoned:
+        session = transfer.session
+        self._count_end(transfer.peer, failed, session.abandoned, session.error)
+
+    def _count_end(self, peer: Address, failed: bool, abandoned: bool, error: str | None) -> None:
+        if failed and abandoned:
             self.counters.transfers_abandoned += 1
-            log.debug("tftp %s:%d abandoned after the first block (a probe)", *transfer.peer)
+            log.debug("tftp %s:%d abandoned after the first block (a probe)", *peer)
         elif failed:
             self.counters.transfers_failed += 1
             if _worth_logging(self.counters.transfers_failed):
-                peer, error = transfer.peer, transfer.session.error
                 log.info(
                     "tftp %s:%d failed (#%d): %s", *peer, self.counters.transfers_failed, error
                 )
