@@ -43,6 +43,7 @@ class _Worker:
         self.sock = sock
         self.started = time.monotonic()
         self.tids: set[int] = set()
+        self.handed = 0  # transfers given to this worker since it started
         self.alive = True
 
 
@@ -72,6 +73,11 @@ class WorkerPool:
     def pids(self) -> list[int]:
         return [w.proc.pid for w in self.workers if w.alive]
 
+    @property
+    def handed(self) -> list[int]:
+        """Transfers given to each live worker: how evenly the load is spread."""
+        return [w.handed for w in self.workers if w.alive]
+
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         for _ in range(self.count):
@@ -90,6 +96,7 @@ class WorkerPool:
             log.debug("tftp worker %d did not take a transfer: %s", worker.proc.pid, exc)
             return False
         worker.tids.add(handoff.tid)
+        worker.handed += 1
         return True
 
     async def stop(self) -> None:
