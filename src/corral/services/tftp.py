@@ -20,7 +20,7 @@ import logging
 import socket
 from collections import Counter
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Protocol
 
 from corral.protocols.tftp import (
     ErrorCode,
@@ -84,8 +84,15 @@ class TransferOwner(Protocol):
     def _transfer_closed(self, transfer: Transfer, failed: bool) -> None: ...
 
 
-class Transfer(asyncio.DatagramProtocol):
-    """One read transfer: a connected UDP socket, a session and its timer."""
+class Transfer:
+    """One read transfer: a connected UDP socket, a session and its timer.
+
+    Why a bare socket and not an asyncio transport: a transfer is one small
+    datagram in and one out per block, and asyncio's datagram transport cost
+    more Python per datagram than the session itself (and received into a
+    fresh 256 KiB buffer each time, which glibc mmaps and unmaps in a young
+    process). The loop only watches the socket; reads and sends happen here.
+    """
 
     def __init__(self, server: TransferOwner, session: ReadSession, peer: Address, key: bytes):
         self.server = server
@@ -93,31 +100,42 @@ class Transfer(asyncio.DatagramProtocol):
         self.peer = peer
         self.key = key
         self.loop = asyncio.get_running_loop()
-        self.transport: asyncio.DatagramTransport | None = None
+        self.sock: socket.socket | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at: float | None = None
         self.closed = False
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-        # asyncio receives into a fresh 256 KiB buffer per datagram, which glibc maps
-        # and unmaps each time in a new process: measured, it doubled a worker's CPU per
-        # MB. A peer only sends ACKs and ERRORs here; anything longer is malformed.
-        if hasattr(transport, "max_size"):
-            transport.max_size = MAX_PEER_DATAGRAM
+    def open(self, host: str) -> None:
+        """Bind an ephemeral port (the server's TID) connected to the peer, send the first
+        datagram. Raises OSError if no socket can be had (the caller fails the transfer)."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            sock.bind((host, 0))
+            sock.connect(self.peer)
+            self.loop.add_reader(sock.fileno(), self.on_readable)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
         self.pump()
 
-    def datagram_received(self, data: bytes, addr: Address) -> None:
+    def on_readable(self) -> None:
+        if self.sock is None:
+            return
+        try:  # one datagram per wake-up: the loop calls again while more are queued
+            data = self.sock.recv(MAX_PEER_DATAGRAM)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:  # ICMP port unreachable (ConnectionRefusedError): the peer is gone
+            self.close(failed=True)
+            return
         try:
             self.session.receive_datagram(data, self.loop.time())
         except MalformedPacket as exc:
-            self.server._malformed(addr, exc)
+            self.server._malformed(self.peer, exc)
             return
         self.pump()
-
-    def error_received(self, exc: Exception) -> None:
-        if isinstance(exc, ConnectionRefusedError):  # ICMP port unreachable: peer gone
-            self.close(failed=True)
 
     def on_timer(self) -> None:
         self.timer = self.timer_at = None
@@ -125,11 +143,18 @@ class Transfer(asyncio.DatagramProtocol):
         self.pump()
 
     def pump(self) -> None:
-        if self.transport is None:
+        sock = self.sock
+        if sock is None:
             return
         counters = self.server.counters
         for datagram in self.session.datagrams_to_send(self.loop.time()):
-            self.transport.sendto(datagram)
+            try:
+                sock.send(datagram)
+            except (BlockingIOError, InterruptedError):
+                continue  # a full send buffer drops it, as the network may: the timer resends
+            except OSError:
+                self.close(failed=True)
+                return
             counters.datagrams_sent += 1
             counters.bytes_sent += len(datagram)
         if self.session.finished:
@@ -163,9 +188,10 @@ class Transfer(asyncio.DatagramProtocol):
         if self.timer is not None:
             self.timer.cancel()
         self.timer = self.timer_at = None
-        if self.transport is not None:
-            self.transport.close()
-            self.transport = None
+        if self.sock is not None:
+            self.loop.remove_reader(self.sock.fileno())
+            self.sock.close()
+            self.sock = None
         self.session.close()
         self.server._transfer_closed(self, failed)
 
@@ -195,7 +221,6 @@ class TftpServer:
         self._per_client: Counter[str] = Counter()
         self._listener: asyncio.DatagramTransport | None = None
         self._transfers: dict[tuple[Address, bytes], Transfer] = {}
-        self._pending: dict[asyncio.Task[None], ReadSession] = {}  # sockets being made
         self._remote: dict[int, tuple[Address, bytes]] = {}  # in a worker: tid -> key
         self._remote_keys: set[tuple[Address, bytes]] = set()
         self._next_tid = 0
@@ -211,7 +236,7 @@ class TftpServer:
 
     @property
     def active_transfers(self) -> int:
-        return len(self._transfers) + len(self._pending) + len(self._remote)
+        return len(self._transfers) + len(self._remote)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -223,7 +248,7 @@ class TftpServer:
             self.pool = WorkerPool(
                 self.workers, self.host, self.config, self._on_report, self._on_lost
             )
-            self.pool.start()
+            await self.pool.start()
         log.info(
             "tftp serving %s on %s:%d (%d worker processes)",
             self.root.root,
@@ -235,12 +260,6 @@ class TftpServer:
         if self._listener is not None:
             self._listener.close()
             self._listener = None
-        pending = dict(self._pending)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        for session in pending.values():
-            session.close()  # a task cancelled before it ran never closed its file
         for transfer in list(self._transfers.values()):
             transfer.close(failed=True)
         if self.pool is not None:
@@ -282,9 +301,14 @@ class TftpServer:
             return
         loop = asyncio.get_running_loop()
         session = ReadSession(packet, source, loop.time(), self.config)
-        task = asyncio.get_running_loop().create_task(self._spawn(session, addr, data))
-        self._pending[task] = session
-        task.add_done_callback(lambda done: self._pending.pop(done, None))
+        transfer = Transfer(self, session, addr, data)
+        self._transfers[(addr, data)] = transfer
+        self.counters.transfers_started += 1
+        try:
+            transfer.open(self.host)
+        except OSError as exc:  # out of ports or descriptors: this transfer fails, not the server
+            session.error = f"cannot open the transfer's socket: {exc}"
+            transfer.close(failed=True)
 
     def _open_source(self, request: Request, addr: Address) -> FileSource:
         if request.opcode == Opcode.WRQ:
@@ -342,21 +366,6 @@ class TftpServer:
             log.info("tftp %s:%d refused (#%d): %s", *addr, self.counters.refused, error)
         if self._listener is not None:
             self._listener.sendto(error.packet(), addr)
-
-    async def _spawn(self, session: ReadSession, peer: Address, key: bytes) -> None:
-        loop = asyncio.get_running_loop()
-        transfer = Transfer(self, session, peer, key)
-        try:
-            await loop.create_datagram_endpoint(
-                lambda: transfer, local_addr=(self.host, 0), remote_addr=peer
-            )
-        except BaseException:
-            session.close()
-            self._release(peer)
-            raise
-        self.counters.transfers_started += 1
-        if not session.finished:
-            self._transfers[(peer, key)] = transfer
 
     def _release(self, peer: Address) -> None:
         self._per_client[peer[0]] -= 1

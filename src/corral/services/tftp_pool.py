@@ -35,6 +35,7 @@ from corral.services.tftp_handoff import MAX_MESSAGE, Handoff, Report
 log = logging.getLogger(__name__)
 RESTART_BACKOFF = 1.0  # a worker that dies this soon after its start is restarted this late
 STOP_GRACE = 5.0
+READY_TIMEOUT = 30.0
 
 
 class _Worker:
@@ -45,6 +46,7 @@ class _Worker:
         self.tids: set[int] = set()
         self.handed = 0  # transfers given to this worker since it started
         self.alive = True
+        self.ready = asyncio.get_running_loop().create_future()  # its first report came
 
 
 class WorkerPool:
@@ -78,10 +80,15 @@ class WorkerPool:
         """Transfers given to each live worker: how evenly the load is spread."""
         return [w.handed for w in self.workers if w.alive]
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Start the workers and wait (at most READY_TIMEOUT) until each has said hello."""
         self._loop = asyncio.get_running_loop()
         for _ in range(self.count):
             self._spawn()
+        ready = [w.ready for w in self.workers]
+        _, late = await asyncio.wait(ready, timeout=READY_TIMEOUT)
+        if late:  # requests queue in their sockets meanwhile
+            log.warning("%d TFTP workers not ready after %.0f s", len(late), READY_TIMEOUT)
 
     def submit(self, handoff: Handoff, fd: int | None) -> bool:
         """Hand a transfer to the least busy worker; False: none took it (run it here)."""
@@ -145,6 +152,8 @@ class WorkerPool:
                 self._lost(worker)
                 return
             report = Report.decode(data)
+            if not worker.ready.done():
+                worker.ready.set_result(None)
             for ended in report.ended:
                 worker.tids.discard(ended.tid)
             self.on_report(report)
@@ -185,6 +194,8 @@ class WorkerPool:
         if not worker.alive:
             return
         worker.alive = False
+        if not worker.ready.done():
+            worker.ready.set_result(None)
         if self._loop is not None:
             self._loop.remove_reader(worker.sock.fileno())
         worker.sock.close()

@@ -58,7 +58,6 @@ class Worker:
         self._outbox: deque[bytes] = deque()
         self._flush_soon = False
         self._transfers: set[Transfer] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
         self._eof: asyncio.Future[None] | None = None
 
     async def run(self) -> None:
@@ -66,14 +65,14 @@ class Worker:
         self._eof = loop.create_future()
         self.sock.setblocking(False)
         loop.add_reader(self.sock.fileno(), self._on_control)
+        self._outbox.append(Report().encode())  # hello: the listener waits for it
+        self._drain()
         ticker = loop.create_task(self._tick())
         try:
             await self._eof
         finally:
             ticker.cancel()
             loop.remove_reader(self.sock.fileno())
-            for task in list(self._tasks):
-                task.cancel()
             for transfer in list(self._transfers):
                 transfer.close(failed=True)
 
@@ -120,23 +119,12 @@ class Worker:
             source = NoRollover(source)
         session = ReadSession(request, source, loop.time(), self.config)
         transfer = Transfer(self, session, handoff.peer, handoff.tid.to_bytes(8, "big"))
-        task = loop.create_task(self._open(transfer))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _open(self, transfer: Transfer) -> None:
-        loop = asyncio.get_running_loop()
         self._transfers.add(transfer)
         try:
-            await loop.create_datagram_endpoint(
-                lambda: transfer, local_addr=(self.host, 0), remote_addr=transfer.peer
-            )
+            transfer.open(self.host)
         except OSError as exc:
-            transfer.session.error = f"cannot open the transfer's socket: {exc}"
+            session.error = f"cannot open the transfer's socket: {exc}"
             transfer.close(failed=True)
-        except asyncio.CancelledError:
-            transfer.close(failed=True)
-            raise
 
     # -- TransferOwner -------------------------------------------------------
 

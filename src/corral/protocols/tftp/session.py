@@ -203,6 +203,11 @@ class ReadSession:
             self._finish(SessionState.FAILED, f"peer error {packet.code}: {packet.message}")
 
     def datagrams_to_send(self, now: float) -> list[bytes]:
+        if self.state is SessionState.SENDING and not self._outbox:
+            window = self._window(now)  # the path of every block: no list copies
+            if self._outbox:  # the window ended in a refusal
+                window, self._outbox = window + self._outbox, []
+            return window
         out: list[bytes] = []
         if self.state is SessionState.NEGOTIATING and self._oack_due:
             out.append(self._oack)
