@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from corral.protocols.tftp import TftpRoot
 from corral.services.tftp import TftpServer
@@ -58,14 +59,15 @@ def proc_cpu(pid: int, children: bool = False) -> float:
 class Served:
     port: int
     cpu: Callable[[], float]  # the server's CPU seconds so far (all its processes)
-    pids: list[int]
 
 
 @contextmanager
 def corral_server(root: Path, workers: int) -> Iterator[Served]:
     loop = asyncio.new_event_loop()
     # every atftp client comes from 127.0.0.1: lift the per-client limit (8) for the bench
-    server = TftpServer(TftpRoot(root), "127.0.0.1", 0, max_per_client=1024, workers=workers)
+    # workers=0 passes nothing, so the bench also runs against a TftpServer without workers
+    extra: dict[str, Any] = {"workers": workers} if workers else {}
+    server = TftpServer(TftpRoot(root), "127.0.0.1", 0, max_per_client=1024, **extra)
     loop.run_until_complete(server.start())
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
@@ -73,11 +75,12 @@ def corral_server(root: Path, workers: int) -> Iterator[Served]:
     clock = time.pthread_getcpuclockid(thread.ident)
 
     def cpu() -> float:
-        pids = server.pool.pids if server.pool else []
+        pool = getattr(server, "pool", None)
+        pids = pool.pids if pool else []
         return time.clock_gettime(clock) + sum(proc_cpu(pid) for pid in pids)
 
     try:
-        yield Served(server.address[1], cpu, server.pool.pids if server.pool else [])
+        yield Served(server.address[1], cpu)
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
@@ -94,7 +97,7 @@ def in_tftpd(binary: str, root: Path) -> Iterator[Served]:
     try:
         if proc.poll() is not None:
             raise RuntimeError(f"in.tftpd exited with {proc.returncode}")
-        yield Served(port, lambda: proc_cpu(proc.pid, children=True), [proc.pid])
+        yield Served(port, lambda: proc_cpu(proc.pid, children=True))
     finally:
         proc.terminate()
         proc.wait(10)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from corral.protocols.tftp import Data, Opcode, Request, build, parse
+from corral.services.tftp_pool import default_workers
 from tests.conftest import need_tool
 from tests.helpers.tftp_fuzz import ServedTftp, tftp_serve
 from tests.services.test_tftp_clients import Live, live_server, make_root, same
@@ -113,7 +114,7 @@ def served(tmp_path: Path) -> Iterator[ServedTftp]:
 
 
 def workers_of(served: ServedTftp) -> list[int]:
-    assert wait_until(lambda: len(served.children()) == (os.cpu_count() or 1))
+    assert wait_until(lambda: len(served.children()) == default_workers())
     assert "worker processes" in served.log.read_text()
     return served.children()
 

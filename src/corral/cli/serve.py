@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from pathlib import Path
 
 import click
@@ -60,7 +59,8 @@ from corral.net import address_of_interface, dhcp_interface
     "--tftp-workers",
     type=click.IntRange(min=0),
     default=None,
-    help="Processes that run TFTP transfers (0: none, all in this process) [default: one per core]",
+    help="Processes that run TFTP transfers (0: none, all in this process) "
+    "[default: one per core, at most 4]",
 )
 @click.option("--no-dns", is_flag=True, help="Do not answer DNS for the cluster's names")
 @click.option("--dns-port", default=53, show_default=True, type=int)
@@ -107,6 +107,7 @@ def serve(
     from corral.services.dns import resolv_conf_upstreams
     from corral.services.http.agenthub import AgentSettings
     from corral.services.serve import ServeError, ServeOptions, serve_forever
+    from corral.services.tftp_pool import default_workers
 
     level = logging.WARNING - 10 * min(verbose + 1, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -130,7 +131,7 @@ def serve(
         proxy_dhcp=proxy_dhcp,
         tftp=not no_tftp,
         tftp_root=tftp_root,
-        tftp_workers=(os.cpu_count() or 1) if tftp_workers is None else tftp_workers,
+        tftp_workers=default_workers() if tftp_workers is None else tftp_workers,
         seeder=not no_seeder,
         bt_port=bt_port,
         agent=AgentSettings.for_timeout(heartbeat_timeout),

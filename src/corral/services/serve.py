@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import ssl
 import time
@@ -65,6 +64,7 @@ from corral.services.metrics import METRICS, Metrics, count_requests, metrics_ro
 from corral.services.rpi import RpiFiles
 from corral.services.seeder import UNCHOKE_ALL, Seeder, SeederSettings, publish_image
 from corral.services.tftp import TftpServer
+from corral.services.tftp_pool import default_workers
 from corral.services.tftpboot import ServerUrls
 from corral.services.tracker import Tracker, tracker_routes
 from corral.store import servers as server_table
@@ -106,7 +106,7 @@ class ServeOptions:
     tftp_root: Path | None = None
     # TFTP transfers run in this many worker processes (0: in serve's own event loop);
     # the listener, the limits and the root stay here (services/tftp_pool.py)
-    tftp_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    tftp_workers: int = field(default_factory=default_workers)
     seeder: bool = True
     bt_port: int = 6881
     # the server's seed does not hold back (issue 13, bench/RESULTS.md): every peer unchoked,

@@ -130,24 +130,27 @@ class Transfer:
         except OSError:  # ICMP port unreachable (ConnectionRefusedError): the peer is gone
             self.close(failed=True)
             return
+        now = self.loop.time()
         try:
-            self.session.receive_datagram(data, self.loop.time())
+            self.session.receive_datagram(data, now)
         except MalformedPacket as exc:
             self.server._malformed(self.peer, exc)
             return
-        self.pump()
+        self.pump(now)
 
     def on_timer(self) -> None:
         self.timer = self.timer_at = None
-        self.session.handle_timer(self.loop.time())
-        self.pump()
+        now = self.loop.time()
+        self.session.handle_timer(now)
+        self.pump(now)
 
-    def pump(self) -> None:
+    def pump(self, now: float | None = None) -> None:
         sock = self.sock
         if sock is None:
             return
         counters = self.server.counters
-        for datagram in self.session.datagrams_to_send(self.loop.time()):
+        when = self.loop.time() if now is None else now
+        for datagram in self.session.datagrams_to_send(when):
             try:
                 sock.send(datagram)
             except (BlockingIOError, InterruptedError):

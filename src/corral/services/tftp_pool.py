@@ -36,6 +36,12 @@ log = logging.getLogger(__name__)
 RESTART_BACKOFF = 1.0  # a worker that dies this soon after its start is restarted this late
 STOP_GRACE = 5.0
 READY_TIMEOUT = 30.0
+MAX_DEFAULT_WORKERS = 4  # TFTP only carries the first boot loader; each worker is ~30 MB
+
+
+def default_workers() -> int:
+    """One worker per core, at most MAX_DEFAULT_WORKERS."""
+    return max(1, min(os.cpu_count() or 1, MAX_DEFAULT_WORKERS))
 
 
 class _Worker:

@@ -195,6 +195,9 @@ class ReadSession:
 
     def receive_datagram(self, data: bytes, now: float) -> None:
         """Feed one datagram from the peer. Raises `MalformedPacket` (state unchanged)."""
+        if len(data) == 4 and data[0] == 0 and data[1] == Opcode.ACK:  # every block's ACK
+            self._on_ack(data[2] << 8 | data[3])
+            return
         packet = parse(data)
         if isinstance(packet, Ack):
             self._on_ack(packet.block)
