@@ -8,7 +8,10 @@ runs in the foreground (-L) on a free port and is stopped by its PID afterwards.
 corral runs once per `--workers` count (0: every transfer in the listener's
 process; N: N worker processes), so before and after are measured in the same
 minutes. Reports the median wall time of one round (all clients fetching at
-once), the spread (min-max) and the load average before each server's rounds.
+once), the spread (min-max), corral's CPU per MB (its loop thread and workers;
+in.tftpd's forks are not counted anywhere, so n/a), how idle the machine was
+during the rounds (0%: the clients and the server used every core, so CPU per
+block decides, not parallelism) and the load average before each server's rounds.
 """
 
 from __future__ import annotations
@@ -45,20 +48,20 @@ def free_udp_port() -> int:
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def proc_cpu(pid: int, children: bool = False) -> float:
-    """CPU seconds of `pid` (and of its reaped children: in.tftpd's forks)."""
+def proc_cpu(pid: int) -> float:
+    """CPU seconds of `pid` (0 once it is gone)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except FileNotFoundError:
         return 0.0
-    utime, stime, cutime, cstime = (int(f) for f in fields[11:15])
-    return (utime + stime + (cutime + cstime if children else 0)) / TICK
+    utime, stime = (int(f) for f in fields[11:13])
+    return (utime + stime) / TICK
 
 
 @dataclass
 class Served:
     port: int
-    cpu: Callable[[], float]  # the server's CPU seconds so far (all its processes)
+    cpu: Callable[[], float] | None  # the server's CPU seconds so far (all its processes)
 
 
 @contextmanager
@@ -97,7 +100,7 @@ def in_tftpd(binary: str, root: Path) -> Iterator[Served]:
     try:
         if proc.poll() is not None:
             raise RuntimeError(f"in.tftpd exited with {proc.returncode}")
-        yield Served(port, lambda: proc_cpu(proc.pid, children=True))
+        yield Served(port, None)  # its forks are never reaped into its CPU times: not known
     finally:
         proc.terminate()
         proc.wait(10)
@@ -132,23 +135,36 @@ def one_round(port: int, out: Path, clients: int, options: list[str]) -> float:
     return elapsed
 
 
-def measure(served: Served, work: Path, args: argparse.Namespace) -> tuple[list[float], float]:
-    """Round times, and the server's CPU seconds over all rounds."""
+def idle_ticks() -> tuple[int, int]:
+    """(idle + iowait, all) ticks of the whole machine, from /proc/stat."""
+    ticks = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return ticks[3] + ticks[4], sum(ticks)
+
+
+Result = tuple[list[float], float | None, float]
+
+
+def measure(served: Served, work: Path, args: argparse.Namespace) -> Result:
+    """Round times, the server's CPU seconds over all rounds (None: not known), and the
+    machine's idle share meanwhile."""
     options = ["--option", f"blksize {args.blksize}"]
     if args.windowsize > 1:
         options += ["--option", f"windowsize {args.windowsize}"]
-    before = served.cpu()
+    cpu = served.cpu
+    before, (idle0, all0) = cpu() if cpu else 0.0, idle_ticks()
     times = [one_round(served.port, work, args.clients, options) for _ in range(args.rounds)]
-    return times, served.cpu() - before
+    idle1, all1 = idle_ticks()
+    return times, cpu() - before if cpu else None, (idle1 - idle0) / max(all1 - all0, 1)
 
 
-def show(name: str, result: tuple[list[float], float], size_mb: float, load: float) -> float:
-    times, cpu = result
+def show(name: str, result: Result, size_mb: float, load: float) -> float:
+    times, cpu, idle = result
     med = statistics.median(times)
+    per_mb = "n/a" if cpu is None else f"{1000 * cpu / (size_mb * len(times)):.1f} ms/MB"
     print(
         f"{name:<18}: median {med:.3f} s (spread {min(times):.3f}-{max(times):.3f}) "
-        f"for {size_mb:.0f} MB ({size_mb / med:.0f} MB/s), server CPU "
-        f"{1000 * cpu / (size_mb * len(times)):.1f} ms/MB, load before {load:.2f}"
+        f"for {size_mb:.0f} MB ({size_mb / med:.0f} MB/s), server CPU {per_mb}, "
+        f"machine idle {100 * idle:.0f}%, load before {load:.2f}"
     )
     return med
 
