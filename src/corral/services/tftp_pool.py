@@ -138,6 +138,9 @@ class WorkerPool:
         argv += [str(theirs.fileno()), str(os.getpid()), self.host, config]
         try:
             proc = subprocess.Popen(argv, pass_fds=[theirs.fileno()], env=_worker_env())
+        except BaseException:
+            ours.close()
+            raise
         finally:
             theirs.close()
         ours.setblocking(False)
@@ -186,15 +189,23 @@ class WorkerPool:
         self.restarts += 1
         early = time.monotonic() - worker.started < RESTART_BACKOFF
         if early:  # crashing at start (a broken install?): do not spin
-            handle = self._loop.call_later(RESTART_BACKOFF, self._restart)
-            self._restarting.add(handle)
+            self._restart_later()
         else:
-            self._spawn()
+            self._restart()
+
+    def _restart_later(self) -> None:
+        assert self._loop is not None
+        self._restarting.add(self._loop.call_later(RESTART_BACKOFF, self._restart))
 
     def _restart(self) -> None:
         self._restarting = {h for h in self._restarting if not h.cancelled()}
-        if not self._stopping:
+        if self._stopping:
+            return
+        try:
             self._spawn()
+        except OSError as exc:  # out of processes or descriptors: try again, serve meanwhile
+            log.warning("cannot start a TFTP worker (%s): retrying in %.0f s", exc, RESTART_BACKOFF)
+            self._restart_later()
 
     def _close(self, worker: _Worker) -> None:
         if not worker.alive:
