@@ -120,6 +120,7 @@ class ReadSession:
         self._deadline: float | None = None
         self._retries = 0
         self._total = 1
+        self._size = 0
         self._open(request)
 
     # -- setup -----------------------------------------------------------
@@ -138,7 +139,8 @@ class ReadSession:
                 self._refuse(TftpError(ErrorCode.ILLEGAL_OPERATION, str(exc)))
                 return
         accepted = self._negotiate(request.options)
-        self._total = self._source.size // self.blksize + 1
+        self._size = self._source.size  # fixed at open by every source (what tsize said)
+        self._total = self._size // self.blksize + 1
         if self._total > MAX_BLOCK and not getattr(self._source, "rollover", True):
             size, blocks = self._source.size, self._total
             self._refuse(
@@ -262,9 +264,11 @@ class ReadSession:
 
     def _block(self, k: int) -> bytes | None:
         """DATA block k, or None if the file no longer holds the bytes it had at open."""
-        offset = (k - 1) * self.blksize
-        payload = self._source.read(offset, self.blksize)
-        if len(payload) != min(self.blksize, self._source.size - offset):
+        blksize = self.blksize
+        offset = (k - 1) * blksize
+        payload = self._source.read(offset, blksize)
+        left = self._size - offset
+        if len(payload) != (blksize if blksize < left else left):
             return None
         return build_data(k, payload)
 
