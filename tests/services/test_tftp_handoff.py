@@ -40,3 +40,14 @@ def test_regular_files_pass_as_descriptors_rendered_ones_as_bytes(tmp_path: Path
 def test_what_cannot_cross_stays_with_the_listener() -> None:
     assert passable(BytesSource(b"x" * (MAX_INLINE + 1))) is None
     assert passable(NetasciiSource(BytesSource(b"a\nb"))) is None
+
+
+def test_a_full_report_fits_one_message_whatever_the_peers_wrote() -> None:
+    """Peers choose their ERROR text; a report the listener cannot read would leak slots."""
+    from corral.services.tftp_handoff import MAX_MESSAGE
+    from corral.services.tftp_worker import ENDED_PER_REPORT, MAX_ERROR
+
+    error = "\u00ff" * MAX_ERROR  # 6 bytes each in JSON: the worst case
+    ended = [Ended(2**40 + i, True, False, error, 5) for i in range(ENDED_PER_REPORT)]
+    report = Report(10**12, 10**15, 10**9, ended)
+    assert len(report.encode()) < MAX_MESSAGE // 2

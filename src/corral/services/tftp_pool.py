@@ -160,7 +160,12 @@ class WorkerPool:
             if not data:
                 self._lost(worker)
                 return
-            report = Report.decode(data)
+            try:
+                report = Report.decode(data)
+            except (ValueError, TypeError, KeyError) as exc:  # a broken worker: replace it
+                log.error("tftp worker %d sent an unreadable report: %s", worker.proc.pid, exc)
+                self._lost(worker)
+                return
             if not worker.ready.done():
                 worker.ready.set_result(None)
             for ended in report.ended:

@@ -43,6 +43,8 @@ from corral.services.tftp_handoff import MAX_MESSAGE, Ended, Handoff, Report
 log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
 REPORT_EVERY = 0.5  # seconds between counter reports while transfers run
+ENDED_PER_REPORT = 16  # with errors cut to MAX_ERROR, a report stays far under MAX_MESSAGE
+MAX_ERROR = 200  # a peer's ERROR text is the peer's to choose
 
 
 class Worker:
@@ -135,7 +137,8 @@ class Worker:
         self._transfers.discard(transfer)
         session = transfer.session
         tid = int.from_bytes(transfer.key, "big")
-        self._end(Ended(tid, failed, session.abandoned, session.error, session.retransmits))
+        error = None if session.error is None else session.error[:MAX_ERROR]
+        self._end(Ended(tid, failed, session.abandoned, error, session.retransmits))
 
     # -- to the listener ---------------------------------------------------
 
@@ -152,16 +155,19 @@ class Worker:
             now.datagrams_sent - last.datagrams_sent,
             now.bytes_sent - last.bytes_sent,
             now.malformed - last.malformed,
-            self._ended,
+            self._ended[:ENDED_PER_REPORT],
         )
         if not report:
             return
         self._reported = TftpCounters(
             datagrams_sent=now.datagrams_sent, bytes_sent=now.bytes_sent, malformed=now.malformed
         )
-        self._ended = []
+        self._ended = self._ended[ENDED_PER_REPORT:]
         self._outbox.append(report.encode())
-        self._drain()
+        if self._ended:  # the rest in further reports, each under MAX_MESSAGE
+            self._flush()
+        else:
+            self._drain()
 
     def _drain(self) -> None:
         loop = asyncio.get_running_loop()
