@@ -11,6 +11,13 @@ What one host can hold is bounded: at most `max_per_client` transfers per
 source address and `max_transfers` in all (each is a socket and an open
 file); a request over either limit is dropped and the client retries. Request
 datagrams over MAX_REQUEST bytes are malformed (a real RRQ is under 200).
+
+With `workers` > 0 the transfers run in that many worker processes
+(`tftp_pool`, `tftp_worker`), so their send/receive syscalls use every core;
+this listener still parses requests, applies the limits and opens the file
+under the root, then hands the opened file over. A file that cannot cross a
+process boundary (`tftp_handoff.passable`), or a moment with no live worker,
+runs the transfer here as before.
 """
 
 from __future__ import annotations

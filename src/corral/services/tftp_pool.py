@@ -6,7 +6,9 @@ GIL, taken and dropped around every send), two processes 0.6x.
 
 Workers are started with `subprocess` (fork + exec of ``python -m
 corral.services.tftp_worker``), never multiprocessing's fork: `corral serve`
-has threads. Each has one SOCK_SEQPACKET socketpair to the server: requests
+has threads. They are always started from the event loop's thread, since
+PR_SET_PDEATHSIG (the worker's "die with the server") follows the thread that
+forked. Each has one SOCK_SEQPACKET socketpair to the server: requests
 and their files go down, reports come up, and EOF in either direction means
 the other side is gone. A worker that dies is replaced; the transfers it had
 are reported lost (the server counts them failed and frees their slots) and
