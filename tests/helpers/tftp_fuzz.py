@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,14 +45,36 @@ class ServedTftp:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def children(self) -> list[int]:
+        """The server's child processes: its TFTP workers."""
+        tasks = Path(f"/proc/{self.proc.pid}/task")
+        return [int(c) for t in tasks.iterdir() for c in (t / "children").read_text().split()]
+
+    def processes(self) -> list[int]:
+        return [self.proc.pid, *self.children()]
+
     def rss_kib(self) -> int:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise RuntimeError("no VmRSS")
+        """RSS of the server and its workers (a worker that died meanwhile counts 0)."""
+        return sum(_rss_kib(pid) for pid in self.processes())
 
     def open_files(self) -> int:
-        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+        """Descriptors held by the server and its workers."""
+        total = 0
+        for pid in self.processes():
+            with suppress(FileNotFoundError):
+                total += len(os.listdir(f"/proc/{pid}/fd"))
+        return total
+
+
+def _rss_kib(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
 
 
 @contextmanager

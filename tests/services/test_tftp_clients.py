@@ -41,17 +41,20 @@ def make_root(tmp_path: Path) -> Path:
     return root
 
 
-def live_server(root: Path) -> Iterator[Live]:
+def live_server(root: Path, workers: int = 0) -> Iterator[Live]:
     """Every client here comes from 127.0.0.1, so the per-client limit is lifted."""
     config = SessionConfig(timeout=0.5)
-    server = TftpServer(TftpRoot(root), "127.0.0.1", 0, config=config, max_per_client=64)
+    server = TftpServer(
+        TftpRoot(root), "127.0.0.1", 0, config=config, max_per_client=64, workers=workers
+    )
     for started in run_in_thread(server):
         yield Live(started, root, started.address[1])
 
 
-@pytest.fixture
-def live(tmp_path: Path) -> Iterator[Live]:
-    yield from live_server(make_root(tmp_path))
+@pytest.fixture(params=[0, 2], ids=["in-process", "2-workers"])
+def live(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Live]:
+    """Every client test runs against transfers in the listener and in worker processes."""
+    yield from live_server(make_root(tmp_path), request.param)
 
 
 def run(argv: list[str], cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -55,6 +55,13 @@ from corral.net import address_of_interface, dhcp_interface
     type=click.Path(path_type=Path, file_okay=False),
     help="Serve this directory over TFTP (default CORRAL_HOME/tftp with iPXE)",
 )
+@click.option(
+    "--tftp-workers",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Processes that run TFTP transfers (0: none, all in this process) "
+    "[default: one per core, at most 4]",
+)
 @click.option("--no-dns", is_flag=True, help="Do not answer DNS for the cluster's names")
 @click.option("--dns-port", default=53, show_default=True, type=int)
 @click.option(
@@ -87,6 +94,7 @@ def serve(
     no_tftp: bool,
     proxy_dhcp: bool,
     tftp_root: Path | None,
+    tftp_workers: int | None,
     no_dns: bool,
     dns_port: int,
     dns_upstreams: tuple[str, ...],
@@ -99,6 +107,7 @@ def serve(
     from corral.services.dns import resolv_conf_upstreams
     from corral.services.http.agenthub import AgentSettings
     from corral.services.serve import ServeError, ServeOptions, serve_forever
+    from corral.services.tftp_pool import default_workers
 
     level = logging.WARNING - 10 * min(verbose + 1, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -122,6 +131,7 @@ def serve(
         proxy_dhcp=proxy_dhcp,
         tftp=not no_tftp,
         tftp_root=tftp_root,
+        tftp_workers=default_workers() if tftp_workers is None else tftp_workers,
         seeder=not no_seeder,
         bt_port=bt_port,
         agent=AgentSettings.for_timeout(heartbeat_timeout),

@@ -64,6 +64,7 @@ from corral.services.metrics import METRICS, Metrics, count_requests, metrics_ro
 from corral.services.rpi import RpiFiles
 from corral.services.seeder import UNCHOKE_ALL, Seeder, SeederSettings, publish_image
 from corral.services.tftp import TftpServer
+from corral.services.tftp_pool import default_workers
 from corral.services.tftpboot import ServerUrls
 from corral.services.tracker import Tracker, tracker_routes
 from corral.store import servers as server_table
@@ -103,6 +104,9 @@ class ServeOptions:
     proxy_dhcp: bool = False
     tftp: bool = True
     tftp_root: Path | None = None
+    # TFTP transfers run in this many worker processes (0: in serve's own event loop);
+    # the listener, the limits and the root stay here (services/tftp_pool.py)
+    tftp_workers: int = field(default_factory=default_workers)
     seeder: bool = True
     bt_port: int = 6881
     # the server's seed does not hold back (issue 13, bench/RESULTS.md): every peer unchoked,
@@ -320,7 +324,9 @@ class CorralServer:
         opts = self.options
         urls = ServerUrls(opts.server_url, opts.api_url)
         providers: list[FileProvider] = [RpiFiles(self.corral, urls), GrubFiles(self.corral, urls)]
-        return TftpServer(TftpRoot(root, providers), opts.address, opts.tftp_port)
+        return TftpServer(
+            TftpRoot(root, providers), opts.address, opts.tftp_port, workers=opts.tftp_workers
+        )
 
     async def start(self) -> None:
         opts = self.options

@@ -33,6 +33,10 @@ class BytesSource:
     def size(self) -> int:
         return len(self._data)
 
+    @property
+    def data(self) -> bytes:
+        return self._data
+
     def read(self, offset: int, n: int) -> bytes:
         return self._data[offset : offset + n]
 
@@ -63,6 +67,10 @@ class OpenFileSource:
     def size(self) -> int:
         return self._size
 
+    def fileno(self) -> int:
+        """The open file (-1 once closed): a TFTP worker process is handed a copy."""
+        return self._fd
+
     def read(self, offset: int, n: int) -> bytes:
         n = min(n, self._size - offset)
         if self._fd < 0 or n <= 0:
@@ -90,6 +98,10 @@ class NoRollover:
 
     def __init__(self, source: FileSource) -> None:
         self._source = source
+
+    @property
+    def inner(self) -> FileSource:
+        return self._source
 
     @property
     def size(self) -> int:

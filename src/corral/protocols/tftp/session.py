@@ -120,6 +120,7 @@ class ReadSession:
         self._deadline: float | None = None
         self._retries = 0
         self._total = 1
+        self._size = 0
         self._open(request)
 
     # -- setup -----------------------------------------------------------
@@ -138,7 +139,8 @@ class ReadSession:
                 self._refuse(TftpError(ErrorCode.ILLEGAL_OPERATION, str(exc)))
                 return
         accepted = self._negotiate(request.options)
-        self._total = self._source.size // self.blksize + 1
+        self._size = self._source.size  # fixed at open by every source (what tsize said)
+        self._total = self._size // self.blksize + 1
         if self._total > MAX_BLOCK and not getattr(self._source, "rollover", True):
             size, blocks = self._source.size, self._total
             self._refuse(
@@ -195,6 +197,9 @@ class ReadSession:
 
     def receive_datagram(self, data: bytes, now: float) -> None:
         """Feed one datagram from the peer. Raises `MalformedPacket` (state unchanged)."""
+        if len(data) == 4 and data[0] == 0 and data[1] == Opcode.ACK:  # every block's ACK
+            self._on_ack(data[2] << 8 | data[3])
+            return
         packet = parse(data)
         if isinstance(packet, Ack):
             self._on_ack(packet.block)
@@ -203,6 +208,11 @@ class ReadSession:
             self._finish(SessionState.FAILED, f"peer error {packet.code}: {packet.message}")
 
     def datagrams_to_send(self, now: float) -> list[bytes]:
+        if self.state is SessionState.SENDING and not self._outbox:
+            window = self._window(now)  # the path of every block: no list copies
+            if self._outbox:  # the window ended in a refusal
+                window, self._outbox = window + self._outbox, []
+            return window
         out: list[bytes] = []
         if self.state is SessionState.NEGOTIATING and self._oack_due:
             out.append(self._oack)
@@ -254,9 +264,11 @@ class ReadSession:
 
     def _block(self, k: int) -> bytes | None:
         """DATA block k, or None if the file no longer holds the bytes it had at open."""
-        offset = (k - 1) * self.blksize
-        payload = self._source.read(offset, self.blksize)
-        if len(payload) != min(self.blksize, self._source.size - offset):
+        blksize = self.blksize
+        offset = (k - 1) * blksize
+        payload = self._source.read(offset, blksize)
+        left = self._size - offset
+        if len(payload) != (blksize if blksize < left else left):
             return None
         return build_data(k, payload)
 
