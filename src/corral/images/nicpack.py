@@ -102,7 +102,7 @@ def choose(
     own = {module for _, module in aliases}
     chosen = closure(deps, matching(aliases, vendor, device) & deps.keys())
     while chosen:
-        more = {m for m, (_, d) in deps.items() if m not in chosen and m not in own and set(d) & chosen}
+        more = {m for m, (_, d) in deps.items() if m not in chosen | own and set(d) & chosen}
         if not more:
             break
         chosen |= closure(deps, more)
@@ -133,7 +133,8 @@ class Entry:
 
 def read_cpio(raw: bytes) -> list[Entry]:
     """The entries of an uncompressed newc archive, up to its trailer."""
-    entries, at = [], 0
+    entries: list[Entry] = []
+    at = 0
     while at + 110 <= len(raw):
         if raw[at : at + 6] != b"070701":
             raise ImageError(f"not a cpio newc archive at byte {at}")
@@ -192,10 +193,9 @@ class FullPack:
         kept = []
         for e in self.entries:
             if e.name == MARKER:
-                e = Entry(e.name, e.mode, (" ".join(sorted(chosen)) + "\n").encode())
-            elif ".ko" in Path(e.name).name and e.name.split("/", 3)[-1] not in paths:
-                continue
-            kept.append(e)
+                kept.append(Entry(e.name, e.mode, (" ".join(sorted(chosen)) + "\n").encode()))
+            elif ".ko" not in Path(e.name).name or e.name.split("/", 3)[-1] in paths:
+                kept.append(e)
         return write_cpio(kept)
 
 
@@ -239,7 +239,7 @@ class NicPacks:
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         tmp.write_bytes(data)
         tmp.rename(path)
-        packs = sorted(self.folder.glob("*.cpio.zst"), key=lambda p: p.stat().st_mtime, reverse=True)
-        for old in packs[KEEP:]:
+        packs = sorted(self.folder.glob("*.cpio.zst"), key=lambda p: p.stat().st_mtime)
+        for old in packs[:-KEEP]:
             old.unlink(missing_ok=True)
         return path
