@@ -173,9 +173,16 @@ class FullPack:
     @classmethod
     def load(cls, path: Path) -> FullPack:
         """Read the full pack at `path` (zstd); ImageError when it is not one."""
-        with path.open("rb") as f:
-            reader = zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True)
-            raw = reader.read(MAX_RAW + 1)
+        try:
+            with path.open("rb") as f:
+                reader = zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True)
+                chunks, size = [], 0
+                while size <= MAX_RAW and (chunk := reader.read(1 << 20)):
+                    chunks.append(chunk)
+                    size += len(chunk)
+                raw = b"".join(chunks)
+        except zstandard.ZstdError as exc:
+            raise ImageError(f"{path.name} is not a NIC pack: {exc}") from None
         if len(raw) > MAX_RAW:
             raise ImageError(f"{path.name} unpacks to more than {MAX_RAW} bytes")
         entries = read_cpio(raw)
