@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from corral import pki
 from corral.images import initramfs, nicpack, tree
 from corral.images.cpio import CpioWriter
+from corral.images.records import Initramfs
 from corral.images.tiny import build_tiny_tree
 
 MB = 1_000_000
@@ -210,7 +211,7 @@ def compare_table(stage: Path) -> None:
     print(f"\nload average {os.getloadavg()[0]:.1f} at the end\n")
 
 
-def nic_table(home: Path, record: initramfs.Initramfs) -> None:
+def nic_table(home: Path, record: Initramfs) -> None:
     """What every node downloads: the first part and the pack of its NIC."""
     assert record.base is not None and record.nics is not None
     packs = nicpack.NicPacks(home / "nic-packs")
