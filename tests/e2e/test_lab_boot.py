@@ -165,7 +165,11 @@ def test_uefi_node_boots(lab: LabFactory) -> None:
     the_lab, state = lab(nodes=1, uefi=True)
     report = boot(the_lab, state, concurrency=1)
     assert report.failed == [], report.finished
-    assert f"{BOOTED_MARKER} hostname=lab01 " in serial(state, "lab01")
+    log = serial(state, "lab01")
+    assert f"{BOOTED_MARKER} hostname=lab01 " in log
+    # iPXE's EFI build has PCI settings too: the kernel's EFI stub loaded both initrds
+    assert "initrd=initrd0 initrd=initrd1" in log
+    assert re.search(r"corral: NIC pack: .*virtio_net", log), log[-2000:]
 
 
 def test_stateful_node_installs_to_its_virtio_disk(lab: LabFactory) -> None:
