@@ -101,7 +101,7 @@ def classify(stage: Path) -> dict[str, list[Path]]:
             users = sorted(owners[path])
             label = users[0] if len(users) == 1 else " + ".join(users)
             parts[f"libraries of {label}"].append(path)
-        elif rel.startswith("etc/corral/"):
+        elif rel.startswith("etc/corral/") and rel != nicpack.MARKER:
             parts["CA certificate and signing key"].append(path)
         elif rel in ("init", "etc/corral-kernel") or rel.startswith("etc/"):
             parts["init script, /etc, ld.so.cache"].append(path)
@@ -185,10 +185,12 @@ def compare_table(stage: Path) -> None:
     raw = cpio_of(stage)
     rows = []
     for level, long in ((9, False), (19, False), (19, True), (22, False), (22, True)):
-        params = zstandard.ZstdCompressionParameters.from_level(
-            level, enable_ldm=long, window_log=27 if long else 0
-        )
-        zc = zstandard.ZstdCompressor(compression_params=params, threads=0)
+        zc = zstandard.ZstdCompressor(level=level, threads=0)  # as shipped: sized to the input
+        if long:
+            params = zstandard.ZstdCompressionParameters.from_level(
+                level, source_size=len(raw), enable_ldm=True, window_log=27
+            )
+            zc = zstandard.ZstdCompressor(compression_params=params, threads=0)
         packed, pack_t = timed(lambda zc=zc: zc.compress(raw))
         zd = zstandard.ZstdDecompressor(max_window_size=1 << 27)
         _, unpack_t = timed(lambda p=packed, zd=zd: zd.decompress(p, max_output_size=len(raw)), 3)
