@@ -3,15 +3,17 @@
 Contents: busybox (Debian's busybox-static), corral-fetch (corral's BitTorrent
 client on libtorrent, compiled here: `fetchclient`; an initramfs of another
 architecture has aria2c from Debian instead), zstd and openssl with the shared
-libraries they map (unused ones as stubs: see STUBBED_LIBRARIES), the image's
-own kernel modules for NICs (so drivers always match the kernel that boots),
-the cluster CA certificate and the image-signing public key (/etc/corral/ca.pem
+libraries they map (unused ones as stubs: see STUBBED_LIBRARIES), the
+cluster CA certificate and the image-signing public key (/etc/corral/ca.pem
 and signing.pub), and the init script from
 `corral/agent/init`, or a placeholder that prints a marker and powers off when
 that script does not exist yet. What only a stateful install, a node script or
 service mode needs (disk tools, dropbear, disk and file-system modules) is a
 second archive (`split_tools`) that the init fetches then: every node downloads
-the first, few the second. Written as cpio newc with root owners and zero
+the first, few the second. The image's own NIC drivers (so drivers always match
+the kernel that boots) are a third, the NIC pack (`split_nics`): an iPXE node
+boots the first part with a pack of its NIC's driver only (`nicpack`), any
+other node with the full pack. Written as cpio newc with root owners and zero
 mtimes (the same inputs give the same bytes), then compressed with zstd when
 the kernel's config says it can unpack that, gzip otherwise. What each part
 costs: `bench/initramfs_size.py`, docs/images.md.
