@@ -13,6 +13,7 @@ from corral.images.cpio import CpioWriter
 from corral.images.errors import ImageError
 from corral.images.nicpack import (
     MARKER,
+    MAX_PACKED,
     FullPack,
     NicPacks,
     choose,
@@ -159,8 +160,18 @@ def test_a_small_pack_holds_the_nics_driver_and_the_whole_index(tmp_path: Path) 
 def test_a_file_that_is_not_a_full_nic_pack_is_refused(tmp_path: Path) -> None:
     other = tmp_path / "other"
     other.write_bytes(zstandard.ZstdCompressor().compress(b"070701" + b"0" * 200))
-    with pytest.raises(ImageError):
-        NicPacks(tmp_path / "packs").pack(other, "8086", "100E")
+    packs = NicPacks(tmp_path / "packs")
+    with pytest.raises(ImageError) as first:
+        packs.pack(other, "8086", "100E")
+    other.unlink()  # refused again without being read
+    with pytest.raises(ImageError) as again:
+        packs.pack(other, "1AF4", "1000")
+    assert str(again.value) == str(first.value)
+    large = tmp_path / "large"
+    with large.open("wb") as f:
+        f.truncate(MAX_PACKED + 1)
+    with pytest.raises(ImageError, match="too large"):
+        packs.pack(large, "8086", "100E")
     plain = tmp_path / "plain"
     plain.write_bytes(b"not zstd at all")
     with pytest.raises(ImageError):

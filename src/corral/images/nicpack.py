@@ -34,7 +34,8 @@ from corral.images.modules import module_name
 MARKER = "etc/corral/nics"
 PCI_ID = re.compile(r"[0-9a-fA-F]{4}")
 MAX_QUERY = 16  # "VVVV:DDDD" is 9
-MAX_RAW = 256 << 20  # the full pack's cpio: about 12 MB on Debian 12's kernel
+MAX_RAW = 64 << 20  # the full pack's cpio: about 12 MB on Debian 12's kernel
+MAX_PACKED = 32 << 20  # and compressed, 2.3 MB: a larger artifact is not one
 LEVEL = 19  # as the first part (`initramfs.ZSTD_LEVEL`)
 KEEP = 32  # small packs kept on disk: one per NIC model in use, times images
 MAX_MEMO = 4096  # (pack, IDs) answers remembered in memory
@@ -173,6 +174,8 @@ class FullPack:
     @classmethod
     def load(cls, path: Path) -> FullPack:
         """Read the full pack at `path` (zstd); ImageError when it is not one."""
+        if path.stat().st_size > MAX_PACKED:
+            raise ImageError(f"{path.name} is too large for a NIC pack")
         try:
             with path.open("rb") as f:
                 reader = zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True)
@@ -213,6 +216,7 @@ class NicPacks:
         self.folder = folder
         self.lock = threading.Lock()
         self.memo: dict[tuple[str, str, str], tuple[Path, list[str]] | None] = {}
+        self.refused: dict[str, str] = {}  # artifacts that are no full pack: why
 
     def pack(self, full: Path, vendor: str, device: str) -> tuple[Path, list[str]] | None:
         """(small pack, its modules) for a NIC with these IDs, or None: serve the full pack.
@@ -225,7 +229,15 @@ class NicPacks:
                 found = self.memo[key]
                 if found is None or found[0].exists():
                     return found
-            loaded = FullPack.load(full)
+            if full.name in self.refused:
+                raise ImageError(self.refused[full.name])
+            try:
+                loaded = FullPack.load(full)
+            except ImageError as exc:  # asked again, it is refused without reading it
+                if len(self.refused) >= MAX_MEMO:
+                    self.refused.clear()
+                self.refused[full.name] = str(exc)
+                raise
             chosen = choose(loaded.deps, loaded.aliases, vendor, device)
             found = None if not chosen else (self._write(full.name, loaded, chosen), sorted(chosen))
             if len(self.memo) >= MAX_MEMO:
