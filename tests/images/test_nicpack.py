@@ -155,6 +155,10 @@ def test_a_small_pack_holds_the_nics_driver_and_the_whole_index(tmp_path: Path) 
     # made once: the same IDs, and other IDs of the same driver set, give the same file
     assert packs.pack(full, "8086", "100E") == found
     assert packs.pack(full, "1234", "5678") is None  # no driver: the full pack
+    # the full pack is read once: other IDs cost a match (and a new pack) only
+    full.unlink()
+    mlx5 = packs.pack(full, "15B3", "1017")
+    assert mlx5 is not None and mlx5[1] == ["mlx5_core", "mlxfw"]
 
 
 def test_a_file_that_is_not_a_full_nic_pack_is_refused(tmp_path: Path) -> None:

@@ -39,6 +39,7 @@ MAX_PACKED = 32 << 20  # and compressed, 2.3 MB: a larger artifact is not one
 LEVEL = 19  # as the first part (`initramfs.ZSTD_LEVEL`)
 KEEP = 32  # small packs kept on disk: one per NIC model in use, times images
 MAX_MEMO = 4096  # (pack, IDs) answers remembered in memory
+KEEP_LOADED = 4  # full packs kept read in memory: the images in use
 
 
 def parse_pci(query: str | None) -> tuple[str, str] | None:
@@ -217,6 +218,8 @@ class NicPacks:
         self.lock = threading.Lock()
         self.memo: dict[tuple[str, str, str], tuple[Path, list[str]] | None] = {}
         self.refused: dict[str, str] = {}  # artifacts that are no full pack: why
+        # full packs as read (about 12 MB each), so IDs not seen before cost a match only
+        self.loaded: dict[str, FullPack] = {}
 
     def pack(self, full: Path, vendor: str, device: str) -> tuple[Path, list[str]] | None:
         """(small pack, its modules) for a NIC with these IDs, or None: serve the full pack.
@@ -229,21 +232,30 @@ class NicPacks:
                 found = self.memo[key]
                 if found is None or found[0].exists():
                     return found
-            if full.name in self.refused:
-                raise ImageError(self.refused[full.name])
-            try:
-                loaded = FullPack.load(full)
-            except ImageError as exc:  # asked again, it is refused without reading it
-                if len(self.refused) >= MAX_MEMO:
-                    self.refused.clear()
-                self.refused[full.name] = str(exc)
-                raise
+            loaded = self._load(full)
             chosen = choose(loaded.deps, loaded.aliases, vendor, device)
             found = None if not chosen else (self._write(full.name, loaded, chosen), sorted(chosen))
             if len(self.memo) >= MAX_MEMO:
                 self.memo.clear()
             self.memo[key] = found
             return found
+
+    def _load(self, full: Path) -> FullPack:
+        if full.name in self.refused:
+            raise ImageError(self.refused[full.name])
+        if full.name in self.loaded:
+            return self.loaded[full.name]
+        try:
+            loaded = FullPack.load(full)
+        except ImageError as exc:  # asked again, it is refused without reading it
+            if len(self.refused) >= MAX_MEMO:
+                self.refused.clear()
+            self.refused[full.name] = str(exc)
+            raise
+        if len(self.loaded) >= KEEP_LOADED:
+            del self.loaded[next(iter(self.loaded))]  # the oldest
+        self.loaded[full.name] = loaded
+        return loaded
 
     def _write(self, full_name: str, loaded: FullPack, chosen: set[str]) -> Path:
         inputs = f"{full_name} {' '.join(sorted(chosen))}"
