@@ -140,4 +140,6 @@ def boot_arm64(topo: Topology, corral_home: Path, tmp_path: Path, http_boot: boo
     # verified the image's ed25519 signature
     assert "corral: image arm signed by the server" in log
     assert "aarch64" in log or "arm64" in log
+    # GRUB loads one initramfs file: the first part and the full NIC pack end to end
+    assert "corral: NIC pack: all" in log
     return log

@@ -8,6 +8,7 @@ prints `corral-node-up hostname=...`.
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -55,7 +56,8 @@ def time_to_handover(events: list[dict[str, Any]]) -> dict[str, dict[str, float]
 
 
 def test_three_nodes_boot_stateless_as_themselves(lab: LabFactory) -> None:
-    the_lab, state = lab(nodes=3)
+    # lab03's NIC is an Intel e1000, the others' virtio: each gets its own driver's NIC pack
+    the_lab, state = lab(nodes=3, nic_models={"lab03": "e1000"})
     # lab01 unpacks the image while it downloads (corral-fetch --stream), the others after
     LocalActions(the_lab.corral).set_nodes(["lab01"], {"kernel_args": ["corral.overlap=1"]})
     sent_before = server_tx(state)
@@ -74,6 +76,14 @@ def test_three_nodes_boot_stateless_as_themselves(lab: LabFactory) -> None:
         assert "image from the swarm (corral-fetch)" in log
         overlapped = "image unpacked while it downloaded" in log  # corral-fetch --stream
         assert overlapped == (vm.name == "lab01"), log[-2000:]
+        # iPXE named its NIC's PCI IDs, and the server sent the pack of that driver only
+        pack = re.search(r"corral: NIC pack: (.*)", log)
+        assert pack is not None, log[-2000:]
+        drivers = set(pack.group(1).split())
+        if vm.name == "lab03":
+            assert drivers == {"e1000"}, drivers
+        else:
+            assert "virtio_net" in drivers and not drivers & {"e1000", "mlx5_core"}, drivers
     # each node bought its credential with its boot token, and nothing raised an alarm
     events = actions.events(0, 1000)
     print("seconds from pxe to switch_root:", time_to_handover(events))
@@ -96,9 +106,16 @@ def test_three_nodes_boot_stateless_as_themselves(lab: LabFactory) -> None:
     # what the server sent per node, by part (issue 13): the rest is boot scripts, the API,
     # the tracker, DHCP, TFTP and TCP/IP framing
     by_http = swarm["http_artifact_bytes"]
+    base, nics = arts.initramfs.base, arts.initramfs.nics
+    assert base is not None and nics is not None
+    # the iPXE nodes took the first part and their small packs, not every driver
+    assert by_http.get(arts.initramfs.sha256, 0) == 0, by_http
+    assert 0 < by_http.get(nics.sha256, 0) < 3 * 0.2 * nics.size, (by_http, nics.size)
     parts = {
         "kernel": by_http.get(arts.kernel.sha256, 0),
         "initramfs": by_http.get(arts.initramfs.sha256, 0),
+        "initramfs base": by_http.get(base.sha256, 0),
+        "NIC pack": by_http.get(nics.sha256, 0),
         "torrent": by_http.get(arts.torrent.sha256, 0),
         "image (HTTP)": over_http,
         "image (seeder)": seeded,
@@ -148,7 +165,11 @@ def test_uefi_node_boots(lab: LabFactory) -> None:
     the_lab, state = lab(nodes=1, uefi=True)
     report = boot(the_lab, state, concurrency=1)
     assert report.failed == [], report.finished
-    assert f"{BOOTED_MARKER} hostname=lab01 " in serial(state, "lab01")
+    log = serial(state, "lab01")
+    assert f"{BOOTED_MARKER} hostname=lab01 " in log
+    # iPXE's EFI build has PCI settings too: the kernel's EFI stub loaded both initrds
+    assert "initrd=initrd0 initrd=initrd1" in log
+    assert re.search(r"corral: NIC pack: .*virtio_net", log), log[-2000:]
 
 
 def test_stateful_node_installs_to_its_virtio_disk(lab: LabFactory) -> None:

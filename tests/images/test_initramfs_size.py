@@ -21,6 +21,7 @@ from corral.images.initramfs import (
     TOOLS_POINTER,
     libraries_in,
 )
+from corral.images.nicpack import NicPacks
 from corral.images.records import Artifacts, Image
 from corral.images.torrent import make_torrent
 from corral.services.seeder import SeederSettings
@@ -42,9 +43,7 @@ def packed(app: Corral, tiny: Image) -> Artifacts:
 def unpacked(app: Corral, packed: Artifacts, tmp_path: Path) -> Path:
     root = tmp_path / "initramfs"
     root.mkdir()
-    data = packed.initramfs.path(app.settings.paths.home).read_bytes()
-    raw = zstandard.ZstdDecompressor().decompressobj().decompress(data)
-    subprocess.run(["cpio", "-id", "--quiet"], input=raw, cwd=root, check=True)
+    unpack_into(root, packed.initramfs.path(app.settings.paths.home))  # with every NIC driver
     return root
 
 
@@ -53,9 +52,69 @@ def swarm(corral_home: Path) -> Iterator[SwarmServer]:
     yield from serve(SeederSettings())
 
 
-def test_the_tiny_images_initramfs_is_within_its_ceiling(packed: Artifacts) -> None:
-    assert packed.initramfs.format == "cpio+zstd"
-    assert packed.initramfs.size <= TINY_CEILING, f"{packed.initramfs.size / 1e6:.2f} MB"
+def test_the_tiny_images_initramfs_is_within_its_ceiling(app: Corral, packed: Artifacts) -> None:
+    initrd = packed.initramfs
+    assert initrd.format == "cpio+zstd" and initrd.base is not None and initrd.nics is not None
+    home = app.settings.paths.home
+    # what a ConnectX-5 node downloads: the first part and the mlx5 pack (the largest driver)
+    mlx5 = NicPacks(home / "packs").pack(initrd.nics.path(home), "15B3", "1017")
+    assert mlx5 is not None and "mlx5_core" in mlx5[1]
+    every_node = initrd.base.size + mlx5[0].stat().st_size
+    assert every_node <= TINY_CEILING, f"{every_node / 1e6:.2f} MB"
+    # GRUB, TFTP and Raspberry Pi boots get both parts with every driver in one file
+    whole = initrd.path(home).read_bytes()
+    assert whole == initrd.base.path(home).read_bytes() + initrd.nics.path(home).read_bytes()
+
+
+def unpack_into(root: Path, *parts: Path) -> None:
+    """Each archive over the last, as the kernel unpacks concatenated ones (cpio stops at
+    the first trailer, so one frame at a time)."""
+    for part in parts:
+        data = part.read_bytes()
+        while data:
+            frame = zstandard.ZstdDecompressor().decompressobj()
+            raw = frame.decompress(data)
+            subprocess.run(["cpio", "-idu", "--quiet"], input=raw, cwd=root, check=True)
+            data = frame.unused_data
+
+
+def test_the_first_part_has_no_nic_driver_and_a_nics_pack_only_its_own(
+    app: Corral, packed: Artifacts, tmp_path: Path, root_only: None
+) -> None:
+    initrd = packed.initramfs
+    assert initrd.base is not None and initrd.nics is not None
+    home = app.settings.paths.home
+    packs = NicPacks(home / "packs")
+    kos = {}
+    for label, ids, given in [
+        ("base", None, [initrd.base.path(home)]),
+        ("full", None, [initrd.path(home)]),
+        ("e1000", ("8086", "100E"), []),
+        ("virtio", ("1AF4", "1000"), []),
+    ]:
+        parts = given
+        if ids is not None:
+            found = packs.pack(initrd.nics.path(home), *ids)
+            assert found is not None, label
+            parts = [initrd.base.path(home), found[0]]
+        root = tmp_path / label
+        root.mkdir()
+        unpack_into(root, *parts)
+        files = {p.name.removesuffix(".ko") for p in root.rglob("*.ko")}
+        moddir = next((root / "lib/modules").iterdir())
+        # busybox modprobe finds each module present through the index: alias and path
+        deps = (moddir / "modules.dep").read_text()
+        for name in files:
+            assert f"/{name}.ko:" in deps, (label, name)
+        kos[label] = {name.replace("-", "_") for name in files}
+    assert kos["base"] == {"overlay"}
+    assert {"mlx5_core", "e1000", "virtio_net", "bnxt_en", "i40e"} <= kos["full"]
+    assert kos["e1000"] == {"overlay", "e1000"}
+    assert kos["virtio"] == {
+        "overlay", "virtio", "virtio_ring", "virtio_pci", "virtio_pci_legacy_dev",
+        "virtio_pci_modern_dev", "virtio_net", "net_failover", "failover",
+    }  # fmt: skip
+    assert packs.pack(initrd.nics.path(home), "1234", "5678") is None  # unknown: the full pack
 
 
 def test_unused_libraries_are_stubs_and_what_only_they_needed_is_gone(

@@ -8,6 +8,7 @@ import re
 
 from corral.actions import LocalActions
 from corral.images import catalog
+from corral.images.records import ArtifactFile
 from corral.store.credentials import hash_secret
 from corral.store.runtime import list_discovered
 from corral.store.status import get_status
@@ -106,3 +107,31 @@ def test_enroll_code_from_the_cli_is_shown_once_and_works(cluster: LiveServer) -
     code = json.loads(shown.stdout)["code"]
     LocalActions(cluster.corral).add_nodes(["n004"], {"profiles": ["compute"]})
     assert "now n004" in adopt(cluster, "52:54:00:00:00:94", "n004", f"?code={code}")
+
+
+def test_ipxe_asks_for_the_nic_pack_of_its_nic_unless_the_node_wants_every_driver(
+    cluster: LiveServer,
+) -> None:
+    base, nics = "b" * 64, "c" * 64
+    image = packed_image()
+    assert image.artifacts is not None
+    initramfs = image.artifacts.initramfs.model_copy(
+        update={
+            "base": ArtifactFile(sha256=base, size=5, format="cpio+gzip"),
+            "nics": ArtifactFile(sha256=nics, size=5, format="cpio+gzip"),
+        }
+    )
+    arts = image.artifacts.model_copy(update={"initramfs": initramfs})
+    with cluster.corral.store.transaction() as conn:
+        catalog.update(conn, image.model_copy(update={"artifacts": arts}))
+    url = cluster.url
+    text = script(cluster, MAC1, N001)
+    assert f"kernel {url}/artifacts/{SHA['kernel']} initrd=initrd0 initrd=initrd1 " in text
+    assert f"initrd --name initrd0 {url}/artifacts/{base} " in text
+    ids = "${pci/${netX/busloc}.0.2}:${pci/${netX/busloc}.2.2}"
+    assert f"initrd --name initrd1 {url}/nics/{nics}?pci={ids} " in text
+    # corral.nics=all: the first part and every driver, in the one file other boots get
+    LocalActions(cluster.corral).set_nodes(["n001"], {"kernel_args": ["corral.nics=all"]})
+    text = script(cluster, MAC1, N001)
+    assert f"initrd --name initrd0 {url}/artifacts/{SHA['initramfs']} " in text
+    assert "initrd1" not in text and "/nics/" not in text

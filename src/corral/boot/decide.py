@@ -14,15 +14,22 @@ from corral.boot.ipxe import BootFiles
 from corral.inventory.merge import EffectiveNode
 from corral.inventory.models import BootMode
 
+# in a node's or profile's kernel_args: boot with every NIC driver of the NIC set, not
+# only those of the NIC iPXE booted from (the one initramfs file GRUB and TFTP boots get)
+FULL_NICS_ARG = "corral.nics=all"
+
 
 @dataclass(frozen=True)
 class ImageBoot:
     """An image's boot artifacts as URLs (from the image's artifact record)."""
 
     kernel_url: str
-    initramfs_url: str
+    initramfs_url: str  # the first part and the full NIC pack in one file
     # the same two files on the other servers, tried in turn: (kernel URL, initramfs URL)
     mirrors: tuple[tuple[str, str], ...] = ()
+    # iPXE: the first part and the NIC pack for the NIC it booted from, as two initrds,
+    # on this server and on each other in turn (`corral.images.nicpack`); () for none
+    split: tuple[tuple[str, str], ...] = ()
 
 
 def kernel_args(
@@ -59,10 +66,20 @@ def boot_files(
             f"image {eff.settings.image} of node {eff.name} is not packed yet: "
             f"corral image pack {eff.settings.image}"
         )
+    args = kernel_args(eff, mac, server_url, servers)
+    if image.split and FULL_NICS_ARG not in eff.settings.kernel_args:
+        kernels = [image.kernel_url, *(kernel for kernel, _ in image.mirrors)]
+        return BootFiles(
+            kernel_url=image.kernel_url,
+            initrd_urls=image.split[0],
+            # a UEFI kernel's stub loads the initrds named here
+            kernel_args=("initrd=initrd0", "initrd=initrd1", *args),
+            mirrors=tuple(zip(kernels[1:], image.split[1:], strict=False)),
+        )
     return BootFiles(
         kernel_url=image.kernel_url,
         initrd_urls=(image.initramfs_url,),
-        kernel_args=("initrd=initrd0", *kernel_args(eff, mac, server_url, servers)),
+        kernel_args=("initrd=initrd0", *args),
         mirrors=tuple((kernel, (initrd,)) for kernel, initrd in image.mirrors),
     )
 

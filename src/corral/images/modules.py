@@ -19,12 +19,17 @@ import zstandard
 
 from corral.images import tools
 
-# what every node needs to reach the server: NIC drivers, and packet sockets for DHCP
-NETBOOT_MODULES = (
+# the NIC drivers (with the PHY drivers some need): not in the first part of the
+# initramfs but in its NIC pack, of which a node booted by iPXE gets only what its own
+# NIC needs (`corral.images.nicpack`), every other node the whole set
+NIC_MODULES = (
     "virtio_net", "virtio_pci", "e1000", "e1000e", "igb", "ixgbe", "i40e", "mlx4_en",
-    "mlx5_core", "bnxt_en", "tg3", "r8169", "genet", "mdio_bcm_unimac", "broadcom", "overlay",
-    "af_packet",
+    "mlx5_core", "bnxt_en", "tg3", "r8169", "genet", "mdio_bcm_unimac", "broadcom",
 )  # fmt: skip
+# what every node's first part keeps: the RAM root's overlay, and packet sockets for DHCP
+BASE_MODULES = ("overlay", "af_packet")
+# what a node needs to reach the server: the base and every NIC driver
+NETBOOT_MODULES = NIC_MODULES + BASE_MODULES
 # what only a stateful install or service mode needs: disks and their file systems
 # (the initramfs' second part, `initramfs.split_tools`)
 DISK_MODULES = (

@@ -62,6 +62,14 @@ class Initramfs(ArtifactFile):
         description="Its second part (disk tools, dropbear, disk modules): fetched by a node "
         "only for a stateful install, a node script or service mode",
     )
+    base: ArtifactFile | None = Field(
+        None,
+        description="The first part without NIC drivers, which an iPXE boot takes with its "
+        "own NIC pack (this record's file is it and the full NIC pack end to end)",
+    )
+    nics: ArtifactFile | None = Field(
+        None, description="The full NIC pack: every NIC driver (corral.images.nicpack)"
+    )
 
 
 class Artifacts(Model):
@@ -99,6 +107,8 @@ class Artifacts(Model):
             ("kernel", self.kernel),
             ("initramfs", self.initramfs),
             ("initramfs tools", self.initramfs.tools),
+            ("initramfs base", self.initramfs.base),
+            ("initramfs nics", self.initramfs.nics),
             ("single stage", self.single_stage),
             ("disk initrd", self.disk_initrd),
         ]

@@ -117,6 +117,8 @@ class LabOptions:
     servers: int = 1  # `corral serve` processes on the bridge, on one database
     disk_nodes: frozenset[str] = frozenset()
     workload: str | None = None  # a lab preset (corral.lab.workload): overlays, tags, users
+    # per-node NIC model, a QEMU device name (e.g. "e1000"); virtio-net-pci otherwise
+    nic_models: Mapping[str, str] = field(default_factory=dict)
 
     def firmware_uefi(self, name: str) -> bool:
         return self.uefi or name in self.uefi_nodes
@@ -313,6 +315,7 @@ class Lab:
                 accel=opts.accel,
                 disk=disk,
                 paused=True,
+                nic_model=opts.nic_models.get(name, VmSpec.nic_model),
             )
             proc = start_vm(spec, netns)
             wait_for_socket(spec.qmp_socket, proc)

@@ -50,6 +50,7 @@ log = logging.getLogger("corral.http.boot")
 routes = web.RouteTableDef()
 MENU_LIMIT = 40
 MAX_CODE = 64
+PCI_IDS = "${pci/${netX/busloc}.0.2}:${pci/${netX/busloc}.2.2}"
 
 
 def ipxe_response(text: str) -> web.Response:
@@ -85,11 +86,22 @@ def script_for(ctx: HttpContext, mac: str, ip: str) -> str:
 
 
 def image_boot(bases: list[str], arts: Artifacts) -> ImageBoot:
-    """Kernel and initramfs at the first of `bases`, and at each other server in turn."""
+    """Kernel and initramfs at the first of `bases`, and at each other server in turn.
+
+    With a NIC pack, iPXE also gets the first part and the URL of the pack for its
+    NIC (`nicpacks`): `${netX/busloc}` is the NIC it booted from, `${pci/LOC.0.2}`
+    and `${pci/LOC.2.2}` its PCI vendor and device IDs (4 hex digits each).
+    """
     urls = [
         (artifact_url(b, arts.kernel.sha256), artifact_url(b, arts.initramfs.sha256)) for b in bases
     ]
-    return ImageBoot(*urls[0], mirrors=tuple(urls[1:]))
+    base, nics = arts.initramfs.base, arts.initramfs.nics
+    split: tuple[tuple[str, str], ...] = ()
+    if base is not None and nics is not None:
+        split = tuple(
+            (artifact_url(b, base.sha256), f"{b}/nics/{nics.sha256}?pci={PCI_IDS}") for b in bases
+        )
+    return ImageBoot(*urls[0], mirrors=tuple(urls[1:]), split=split)
 
 
 def token_files(corral: Corral, urls: ServerUrls, name: str, ip: str) -> BootFiles:
