@@ -85,6 +85,12 @@ class Service(Protocol):
     async def stop(self) -> None: ...
 
 
+def served_seed(upload_rate: int = 0) -> SeederSettings:
+    """The seeder `corral serve` runs: every peer unchoked, at most `upload_rate` bytes/s
+    (0: none; `--seed-rate`, measured in bench/RESULTS.md round 6)."""
+    return SeederSettings(unchoke_slots=UNCHOKE_ALL, upload_rate=upload_rate)
+
+
 @dataclass
 class ServeOptions:
     """What `corral serve` was asked to do (its command-line options)."""
@@ -112,9 +118,7 @@ class ServeOptions:
     # the server's seed does not hold back (issue 13, bench/RESULTS.md): every peer unchoked,
     # no super-seeding (one node alone never finished with it), no trickle; the tracker hands
     # it out only while few nodes have pieces and no node is a whole seed
-    seeder_settings: SeederSettings = field(
-        default_factory=lambda: SeederSettings(unchoke_slots=UNCHOKE_ALL)
-    )
+    seeder_settings: SeederSettings = field(default_factory=served_seed)
     extra_routes: list[web.RouteTableDef] = field(default_factory=list)
     agent: AgentSettings = field(default_factory=AgentSettings)
     dns: bool = False  # `corral serve` turns it on; tests that need it ask
