@@ -87,7 +87,7 @@ class Service(Protocol):
 
 def served_seed(upload_rate: int = 0) -> SeederSettings:
     """The seeder `corral serve` runs: every peer unchoked, at most `upload_rate` bytes/s
-    (0: none; `--seed-rate`, measured in bench/RESULTS.md round 6)."""
+    (0: none; `--seed-rate`, measured in bench/RESULTS.md, round 6)."""
     return SeederSettings(unchoke_slots=UNCHOKE_ALL, upload_rate=upload_rate)
 
 
