@@ -54,15 +54,24 @@ async def local_or_peer(ctx: HttpContext, name: str, from_peer: bool = False) ->
     return path
 
 
+async def named_artifact(request: web.Request, what: str) -> tuple[HttpContext, str, Path]:
+    """The artifact a route's `{sha256}` names (here or fetched from a peer), or a 404
+    that says `no such WHAT`: a name that is not a digest is never looked up."""
+    name = request.match_info["sha256"]
+    if not DIGEST.match(name):
+        raise web.HTTPNotFound(text=f"no such {what}\n")
+    ctx = context_of(request)
+    path = await local_or_peer(ctx, name)
+    if path is None:
+        raise web.HTTPNotFound(text=f"no such {what}\n")
+    return ctx, name, path
+
+
 @routes.get("/torrents/{sha256}")
 async def torrent(request: web.Request) -> web.Response:
     """The torrent stored as artifact `sha256`, announcing to every live server."""
-    name = request.match_info["sha256"]
-    if not DIGEST.match(name):
-        raise web.HTTPNotFound(text="no such torrent\n")
-    ctx = context_of(request)
-    path = await local_or_peer(ctx, name)
-    if path is None or path.stat().st_size > MAX_TORRENT:
+    ctx, _, path = await named_artifact(request, "torrent")
+    if path.stat().st_size > MAX_TORRENT:
         raise web.HTTPNotFound(text="no such torrent\n")
     servers = ctx.servers or []
     bases = [s.url for s in servers] or [ctx.server_url]

@@ -17,8 +17,7 @@ from aiohttp import web
 
 from corral.images.errors import ImageError
 from corral.images.nicpack import MAX_QUERY, NicPacks, parse_pci
-from corral.services.http.artifacts import DIGEST, count_sent, local_or_peer
-from corral.services.http.context import context_of
+from corral.services.http.artifacts import count_sent, named_artifact
 
 log = logging.getLogger("corral.http.nicpacks")
 routes = web.RouteTableDef()
@@ -29,13 +28,7 @@ STATE_DIR = "nic-packs"
 @routes.get("/nics/{sha256}")
 async def nic_pack(request: web.Request) -> web.StreamResponse:
     """The pack for `?pci=VVVV:DDDD`, or the full pack (module docstring)."""
-    name = request.match_info["sha256"]
-    if not DIGEST.match(name):
-        raise web.HTTPNotFound(text="no such NIC pack\n")
-    ctx = context_of(request)
-    full = await local_or_peer(ctx, name)
-    if full is None:
-        raise web.HTTPNotFound(text="no such NIC pack\n")
+    ctx, name, full = await named_artifact(request, "NIC pack")
     query = request.query.get("pci", "")[: MAX_QUERY + 1]
     ids = parse_pci(query)
     found = None
