@@ -55,6 +55,8 @@ def parse() -> argparse.Namespace:
     p.add_argument("--storm-interval", type=int, default=15)
     p.add_argument("--numwant", type=int, default=50)
     p.add_argument("--no-progress-order", action="store_true")
+    p.add_argument("--seeder-set", action="append", default=[], metavar="NAME=VALUE",
+                   help="a libtorrent setting for the seed (an int, or true/false)")  # fmt: skip
     args = p.parse_args()
     custom = [opt for opt in CUSTOM_OPTIONS if getattr(args, opt) != p.get_default(opt)]
     if args.preset != "custom" and custom:
@@ -66,7 +68,7 @@ def parse() -> argparse.Namespace:
 # the options only `--preset custom` reads
 CUSTOM_OPTIONS = ("seeder_rate", "super_seeding", "spread_copies", "trickle_rate",
                   "unchoke_slots", "server_seed_until", "storm_interval", "numwant",
-                  "no_progress_order")  # fmt: skip
+                  "no_progress_order", "seeder_set")  # fmt: skip
 
 
 def policy_of(args: argparse.Namespace) -> TrackerPolicy:
@@ -93,7 +95,15 @@ def seeder_settings(args: argparse.Namespace) -> SeederSettings:
         spread_copies=args.spread_copies,
         trickle_rate=args.trickle_rate,
         unchoke_slots=args.unchoke_slots,
+        extra=dict(setting(text) for text in args.seeder_set),
     )
+
+
+def setting(text: str) -> tuple[str, int | bool]:
+    name, _, value = text.partition("=")
+    if value in ("true", "false"):
+        return name, value == "true"
+    return name, int(value)
 
 
 async def main(args: argparse.Namespace) -> None:
