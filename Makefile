@@ -64,7 +64,7 @@ BENCH_APT_PACKAGES := kea-admin
 
 # `make bench` lists the benchmarks; `make bench B=provision ARGS='--n 8'` runs one
 bench: deps venv
-	@./scripts/apt-install $(BENCH_APT_PACKAGES)
+	@if [ "$(B)" = dhcp_bench ]; then ./scripts/apt-install $(BENCH_APT_PACKAGES); fi
 	$(PY) -m bench $(B) $(ARGS)
 
 clean:

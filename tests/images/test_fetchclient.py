@@ -123,11 +123,15 @@ def test_bad_input_is_one_clear_line_and_a_non_zero_exit(
     assert run.stdout == ""
 
 
+SAY = 'say() { echo "$*" >&2; }\n'  # the init's console line, to stderr here
+
+
 @pytest.mark.parametrize(
     ("cmdline_value", "code", "message"),
     [
         ("connections_limit=24,enable_dht=false", 1, "not a torrent"),  # taken; then the file
         ("connections_limit=24,no_such_setting=1", 2, "--set: no libtorrent setting"),
+        ("user_agent=*", 1, "not a torrent"),  # ignored whole: no glob reaches the client
     ],
 )
 def test_the_inits_corral_fetch_kernel_arg_reaches_the_client_as_settings(
@@ -137,10 +141,12 @@ def test_the_inits_corral_fetch_kernel_arg_reaches_the_client_as_settings(
     as it is, by busybox sh) turns it into --set arguments the real client checks."""
     busybox = next(p for p in BUSYBOX if Path(p).is_file())
     words = subprocess.run(
-        [busybox, "sh", "-c", function("fetch_settings") + "fetch_settings"],
+        [busybox, "sh", "-c", SAY + function("fetch_settings") + "fetch_settings"],
         env={"FETCH_SET": cmdline_value}, capture_output=True, text=True, check=True,
     ).stdout.split()  # fmt: skip
     assert words[0::2] == ["--set"] * (len(words) // 2)
+    if "*" in cmdline_value:  # refused whole, so no word can meet a glob
+        assert words == []
     (tmp_path / "image.torrent").write_bytes(b"not bencoded")
     argv = [*get_argv(tmp_path / "image.torrent", tmp_path, tmp_path / "done", 0, 0), *words]
     run = subprocess.run([str(client), *argv], capture_output=True, text=True, check=False)

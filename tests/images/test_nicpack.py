@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 from pathlib import Path
 
@@ -180,3 +181,27 @@ def test_a_file_that_is_not_a_full_nic_pack_is_refused(tmp_path: Path) -> None:
     plain.write_bytes(b"not zstd at all")
     with pytest.raises(ImageError):
         FullPack.load(plain)
+
+
+def test_a_pack_that_cannot_be_written_is_the_full_pack_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    """A full disk or an unwritable folder must not fail the boot: the node gets None
+    (the route then serves the full pack), and no half-written file stays."""
+    full = full_pack(tmp_path)
+    blocked = tmp_path / "packs"
+    blocked.write_text("a file where the folder should be")
+    assert NicPacks(blocked).pack(full, "8086", "100E") is None
+    assert blocked.read_text() == "a file where the folder should be"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full.cpio.zst", "packs", "stage"]
+
+
+def test_a_pack_in_use_is_pruned_last(tmp_path: Path) -> None:
+    full = full_pack(tmp_path)
+    packs = NicPacks(tmp_path / "packs")
+    found = packs.pack(full, "8086", "100E")
+    assert found is not None
+    os.utime(found[0], (1, 1))  # as if written long ago
+    assert packs.pack(full, "8086", "100E") == found  # answered from memory
+    assert found[0].stat().st_mtime > 1  # and marked used, so pruning takes others first
+    assert found[0].stat().st_mode & 0o777 == 0o600

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
+import socket
+import subprocess
+import sys
+from dataclasses import asdict
 from pathlib import Path
+
+import pytest
 
 from corral.protocols.tftp import BytesSource, NoRollover, OpenFileSource
 from corral.protocols.tftp.files import NetasciiSource
+from corral.protocols.tftp.session import SessionConfig
 from corral.services.tftp_handoff import MAX_INLINE, Ended, Handoff, Report, passable
 
 
@@ -51,3 +59,31 @@ def test_a_full_report_fits_one_message_whatever_the_peers_wrote() -> None:
     ended = [Ended(2**40 + i, True, False, error, 5) for i in range(ENDED_PER_REPORT)]
     report = Report(10**12, 10**15, 10**9, ended)
     assert len(report.encode()) < MAX_MESSAGE // 2
+
+
+def test_a_handoff_whose_descriptor_did_not_arrive_fails_and_serves_nothing() -> None:
+    """A real worker gets a request for a file by descriptor, but no descriptor came with
+    it (a worker out of descriptors drops it): the transfer fails, nothing is sent."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    argv = [sys.executable, "-P", "-m", "corral.services.tftp_worker", str(theirs.fileno()),
+            str(os.getpid()), "127.0.0.1", json.dumps(asdict(SessionConfig()))]  # fmt: skip
+    proc = subprocess.Popen(argv, pass_fds=[theirs.fileno()])
+    theirs.close()
+    try:
+        ours.settimeout(30)
+        assert not Report.decode(ours.recv(65536))  # its hello
+        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        client.bind(("127.0.0.1", 0))
+        rrq = b"\x00\x01vmlinuz\x00octet\x00"
+        ours.send(Handoff(7, client.getsockname(), rrq).encode())  # no inline, no fd
+        report = Report.decode(ours.recv(65536))
+        assert [(e.tid, e.failed, e.error) for e in report.ended] == [
+            (7, True, "bad handoff: no file")
+        ]
+        client.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            client.recv(2048)  # no DATA block, not even an empty one
+        client.close()
+    finally:
+        ours.close()  # EOF: the worker stops
+        proc.wait(30)

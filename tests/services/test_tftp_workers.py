@@ -43,6 +43,33 @@ def gone(pid: int) -> bool:
 
 
 @pytest.fixture
+def planted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A `json.py` in the server's working directory that leaves a mark if imported:
+    `python -m` puts the working directory first on the path, and `corral serve` runs
+    as root."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    mark = tmp_path / "imported-from-cwd"
+    (cwd / "json.py").write_text(f"open({str(mark)!r}, 'w').close()\nraise ImportError\n")
+    monkeypatch.chdir(cwd)
+    return mark
+
+
+def test_a_worker_never_imports_from_the_servers_working_directory(
+    planted: Path, tmp_path: Path
+) -> None:
+    for live in live_server(make_root(tmp_path), workers=1):
+        need_tool("tftp")
+        out = tmp_path / "got"
+        argv = ["tftp", "-m", "binary", "127.0.0.1", str(live.port), "-c", "get", "big.bin",
+                str(out)]  # fmt: skip
+        subprocess.run(argv, check=False, capture_output=True, timeout=60)
+        assert same(out, live.root / "big.bin")
+        assert live.server.pool is not None and live.server.pool.handed == [1]  # a worker
+    assert not planted.exists()
+
+
+@pytest.fixture
 def two(tmp_path: Path) -> Iterator[Live]:
     yield from live_server(make_root(tmp_path), workers=2)
 
@@ -95,7 +122,8 @@ def test_a_killed_worker_is_replaced_and_its_transfer_fails_cleanly(
         sock.sendto(b"\x00\x04\x00\x01", tid)
         with pytest.raises((TimeoutError, ConnectionRefusedError)):
             sock.recvfrom(2048)
-    assert gone(victim)
+    # reaped, not a zombie: the victim was the pool's own child (this process's)
+    assert wait_until(lambda: not Path(f"/proc/{victim}").exists())
     need_tool("tftp")
     out = tmp_path / "after"
     argv = ["tftp", "-m", "binary", "127.0.0.1", str(one.port), "-c", "get", "big.bin", str(out)]

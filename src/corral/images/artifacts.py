@@ -181,7 +181,7 @@ def _build(
         source = initramfs.KernelSource(root, kernel.version)
         keys = pki.Pki(home.paths.pki)
         initrd = initramfs.build_initramfs(home_dir, source, keys)
-        created += [initrd, *([initrd.tools] if initrd.tools else [])]
+        created += [initrd, *(f for f in (initrd.tools, initrd.base, initrd.nics) if f)]
         if source.arch == "arm64":  # its network loader (corral.services.grub), fetched now
             foreign.unpacked(foreign.ARM64_LOADER_PACKAGE, "arm64")
         torrent = build_torrent(home_dir, packed.artifact, image.name, url)

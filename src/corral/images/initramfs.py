@@ -536,22 +536,17 @@ def build_initramfs(home: Path, kernel: KernelSource, keys: Pki | None = None) -
         split_tools(stage, tools_stage, kernel)
         split_nics(stage, nics_stage, kernel)
         fmt = compression(kernel)
-        written: list[ArtifactFile] = []
-        try:
-            part, nics = (
-                as_file(write_cpio(home, d, fmt, devices=False)) for d in (tools_stage, nics_stage)
-            )
-            written += [part, nics]
-            (stage / "etc/corral").mkdir(parents=True, exist_ok=True)
-            (stage / TOOLS_POINTER).write_text(f"{part.sha256} {part.size} {part.format}\n")
-            install_trust(stage, keys)
-            base = as_file(write_cpio(home, stage, fmt))
-            written.append(base)
-            whole = concatenated(home, [base, nics])
-        except BaseException:
-            for file in written:
-                file.path(home).unlink(missing_ok=True)
-            raise
+        # no cleanup here: the parts are stored by content and may be another image's
+        # too (the NIC pack depends on the kernel only); `pack`'s cleanup removes what
+        # no image references
+        part, nics = (
+            as_file(write_cpio(home, d, fmt, devices=False)) for d in (tools_stage, nics_stage)
+        )
+        (stage / "etc/corral").mkdir(parents=True, exist_ok=True)
+        (stage / TOOLS_POINTER).write_text(f"{part.sha256} {part.size} {part.format}\n")
+        install_trust(stage, keys)
+        base = as_file(write_cpio(home, stage, fmt))
+        whole = concatenated(home, [base, nics])
     return Initramfs(
         **whole.model_dump(),
         modules=included,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import logging
 import os
 import re
 import threading
@@ -30,6 +31,8 @@ from corral.images.cpio import TRAILER, header
 from corral.images.errors import ImageError
 from corral.images.modules import module_name
 
+log = logging.getLogger("corral.nicpack")
+
 # lists the pack's modules, one line; "all" in the full pack (the init prints it)
 MARKER = "etc/corral/nics"
 PCI_ID = re.compile(r"[0-9a-fA-F]{4}")
@@ -37,7 +40,7 @@ MAX_QUERY = 16  # "VVVV:DDDD" is 9
 MAX_RAW = 64 << 20  # the full pack's cpio: about 12 MB on Debian 12's kernel
 MAX_PACKED = 32 << 20  # and compressed, 2.3 MB: a larger artifact is not one
 LEVEL = 19  # as the first part (`initramfs.ZSTD_LEVEL`)
-KEEP = 32  # small packs kept on disk: one per NIC model in use, times images
+KEEP = 256  # small packs kept on disk (0.1-0.9 MB each): NIC driver sets in use x images
 MAX_MEMO = 4096  # (pack, IDs) answers remembered in memory
 KEEP_LOADED = 4  # full packs kept read in memory: the images in use
 
@@ -224,26 +227,34 @@ class NicPacks:
     def pack(self, full: Path, vendor: str, device: str) -> tuple[Path, list[str]] | None:
         """(small pack, its modules) for a NIC with these IDs, or None: serve the full pack.
 
-        `full` is the full pack's artifact (named by its sha256).
+        `full` is the full pack's artifact (named by its sha256). A pack that cannot be
+        written (a full disk, say) is None too: the node still boots, on the full pack.
+        The compression runs outside the lock, so one slow pack holds up no other request.
         """
         key = (full.name, vendor, device)
         with self.lock:
-            if key in self.memo:
-                found = self.memo[key]
-                if found is None or found[0].exists():
-                    return found
+            found = self.memo.get(key)
+            if key in self.memo and (found is None or _touched(found[0])):
+                return found
             loaded = self._load(full)
-            chosen = choose(loaded.deps, loaded.aliases, vendor, device)
+        chosen = choose(loaded.deps, loaded.aliases, vendor, device)
+        try:
             found = None if not chosen else (self._write(full.name, loaded, chosen), sorted(chosen))
+        except (OSError, ValueError, zstandard.ZstdError) as exc:
+            log.warning("NIC pack for %s:%s not written (%s): the full pack instead", vendor,
+                        device, exc)  # fmt: skip
+            return None
+        with self.lock:
             if len(self.memo) >= MAX_MEMO:
                 self.memo.clear()
             self.memo[key] = found
-            return found
+        return found
 
     def _load(self, full: Path) -> FullPack:
         if full.name in self.refused:
             raise ImageError(self.refused[full.name])
-        if full.name in self.loaded:
+        if full.name in self.loaded:  # the most recently used go last: evicted last
+            self.loaded[full.name] = self.loaded.pop(full.name)
             return self.loaded[full.name]
         try:
             loaded = FullPack.load(full)
@@ -260,17 +271,37 @@ class NicPacks:
     def _write(self, full_name: str, loaded: FullPack, chosen: set[str]) -> Path:
         inputs = f"{full_name} {' '.join(sorted(chosen))}"
         path = self.folder / f"{hashlib.sha256(inputs.encode()).hexdigest()[:32]}.cpio.zst"
-        if path.exists():
-            os.utime(path)  # recently used: pruned last
+        if _touched(path):
             return path
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         data = zstandard.ZstdCompressor(level=LEVEL, write_checksum=True).compress(
             loaded.subset(chosen)
         )
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_bytes(data)
-        tmp.rename(path)
-        packs = sorted(self.folder.glob("*.cpio.zst"), key=lambda p: p.stat().st_mtime)
+        tmp = path.with_suffix(f".tmp{os.getpid()}.{threading.get_ident()}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            tmp.rename(path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        packs = sorted(self.folder.glob("*.cpio.zst"), key=_mtime)
         for old in packs[:-KEEP]:
             old.unlink(missing_ok=True)
         return path
+
+
+def _touched(path: Path) -> bool:
+    """Whether `path` is there; if so it is marked recently used (pruned last)."""
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0

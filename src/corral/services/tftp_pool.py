@@ -22,6 +22,7 @@ import asyncio
 import json
 import logging
 import os
+import site
 import socket
 import subprocess
 import sys
@@ -136,10 +137,12 @@ class WorkerPool:
         assert self._loop is not None
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         config = json.dumps(asdict(self.config))
-        argv = [sys.executable, "-m", "corral.services.tftp_worker"]
+        # -P and cwd "/": `-m` would put the server's working directory first on the
+        # worker's module path, and `corral serve` runs as root (review, session 6)
+        argv = [sys.executable, "-P", "-m", "corral.services.tftp_worker"]
         argv += [str(theirs.fileno()), str(os.getpid()), self.host, config]
         try:
-            proc = subprocess.Popen(argv, pass_fds=[theirs.fileno()], env=_worker_env())
+            proc = subprocess.Popen(argv, pass_fds=[theirs.fileno()], env=_worker_env(), cwd="/")
         except BaseException:
             ours.close()
             raise
@@ -226,8 +229,16 @@ class WorkerPool:
 
 
 def _worker_env() -> dict[str, str]:
-    """This environment, with corral importable however this process found it."""
+    """This environment, with corral importable however this process found it: a source
+    checkout's directory goes on PYTHONPATH, an installed package's site directory never
+    does (PYTHONPATH comes before the standard library, which it must not shadow)."""
     env = dict(os.environ)
     src = str(Path(corral.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
+    if src not in _site_dirs():
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
     return env
+
+
+def _site_dirs() -> set[str]:
+    dirs = [*site.getsitepackages(), site.getusersitepackages()]
+    return {str(Path(d).resolve()) for d in dirs}

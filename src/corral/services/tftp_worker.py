@@ -84,7 +84,7 @@ class Worker:
         fds = array.array("i")
         while True:
             try:
-                data, ancdata, _, _ = self.sock.recvmsg(
+                data, ancdata, flags, _ = self.sock.recvmsg(
                     MAX_MESSAGE, socket.CMSG_SPACE(4 * fds.itemsize)
                 )
             except (BlockingIOError, InterruptedError):
@@ -95,7 +95,15 @@ class Worker:
                 self._stop()
                 return
             passed = [fd for level, kind, raw in ancdata for fd in _fds(level, kind, raw)]
-            self._start(Handoff.decode(data), passed[0] if passed else None)
+            handoff = Handoff.decode(data)
+            if flags & socket.MSG_CTRUNC or (handoff.inline is None and not passed):
+                # the file's descriptor did not arrive (this process is out of them): an
+                # empty file served as the kernel would be worse than a failed transfer
+                for fd in passed:
+                    os.close(fd)
+                self._end(Ended(handoff.tid, failed=True, error="bad handoff: no file"))
+                continue
+            self._start(handoff, passed[0] if passed else None)
             for extra in passed[1:]:
                 os.close(extra)
 
