@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import os
 import re
 import shutil
@@ -32,14 +33,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from corral.images import fetchclient, foreign, modules, nicpack, tools, tree
+from corral.images import fetchclient, foreign, modules, nicpack, partcache, tools, tree
 from corral.images.archive import Sink
 from corral.images.cpio import CpioWriter
 from corral.images.debootstrap import host_architecture
 from corral.images.errors import ImageError
-from corral.images.pack import ZstdSink
 from corral.images.records import ArtifactFile, Initramfs
-from corral.images.store import new_artifact
+from corral.images.store import new_artifact, store_bytes
 from corral.pki import Pki
 
 AGENT_INIT = Path(__file__).resolve().parent.parent / "agent" / "init"
@@ -484,14 +484,14 @@ def concatenated(home: Path, parts: list[ArtifactFile]) -> ArtifactFile:
 
 
 def write_cpio(home: Path, stage: Path, fmt: str, devices: bool = True) -> Initramfs:
+    if fmt == "zstd":  # the same part as before costs a hash (images/partcache.py)
+        raw = io.BytesIO()
+        _cpio(raw, stage, devices)
+        data = partcache.compressed(raw.getvalue(), ZSTD_LEVEL)
+        return Initramfs(**store_bytes(home, data, "cpio+zstd").model_dump())
     with new_artifact(home) as out:
-        if fmt == "zstd":
-            sink = ZstdSink(out, level=ZSTD_LEVEL)
-            _cpio(sink, stage, devices)
-            sink.close()
-        else:
-            with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6, mtime=0) as gz:
-                _cpio(gz, stage, devices)
+        with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6, mtime=0) as gz:
+            _cpio(gz, stage, devices)
         art = out.commit(home, f"cpio+{fmt}")
     return Initramfs(**art.model_dump())
 
