@@ -27,6 +27,7 @@ from pathlib import Path
 
 import zstandard
 
+from corral.images import recent
 from corral.images.cpio import TRAILER, header
 from corral.images.errors import ImageError
 from corral.images.modules import module_name
@@ -234,7 +235,7 @@ class NicPacks:
         key = (full.name, vendor, device)
         with self.lock:
             found = self.memo.get(key)
-            if key in self.memo and (found is None or _touched(found[0])):
+            if key in self.memo and (found is None or recent.touched(found[0])):
                 return found
             loaded = self._load(full)
         chosen = choose(loaded.deps, loaded.aliases, vendor, device)
@@ -271,7 +272,7 @@ class NicPacks:
     def _write(self, full_name: str, loaded: FullPack, chosen: set[str]) -> Path:
         inputs = f"{full_name} {' '.join(sorted(chosen))}"
         path = self.folder / f"{hashlib.sha256(inputs.encode()).hexdigest()[:32]}.cpio.zst"
-        if _touched(path):
+        if recent.touched(path):
             return path
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         data = zstandard.ZstdCompressor(level=LEVEL, write_checksum=True).compress(
@@ -285,23 +286,5 @@ class NicPacks:
             tmp.rename(path)
         finally:
             tmp.unlink(missing_ok=True)
-        packs = sorted(self.folder.glob("*.cpio.zst"), key=_mtime)
-        for old in packs[:-KEEP]:
-            old.unlink(missing_ok=True)
+        recent.prune(self.folder, "*.cpio.zst", KEEP)
         return path
-
-
-def _touched(path: Path) -> bool:
-    """Whether `path` is there; if so it is marked recently used (pruned last)."""
-    try:
-        os.utime(path)
-    except FileNotFoundError:
-        return False
-    return True
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except FileNotFoundError:
-        return 0.0

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import zstandard
 
+from corral.images import recent
+
 CACHE_ENV = "CORRAL_INITRAMFS_CACHE"
 DEFAULT_CACHE = Path("/var/cache/corral/initramfs")
 KEEP = 64  # parts kept (a few MB each): the kernels of the images packed lately
@@ -34,7 +36,7 @@ def compressed(raw: bytes, level: int) -> bytes:
     with contextlib.suppress(OSError, zstandard.ZstdError):
         data = path.read_bytes()
         if hashlib.sha256(zstandard.ZstdDecompressor().decompress(data)).hexdigest() == key:
-            os.utime(path)  # recently used: pruned last
+            recent.touched(path)
             return data
     data = zstandard.ZstdCompressor(level=level, threads=-1, write_checksum=True).compress(raw)
     with contextlib.suppress(OSError):
@@ -50,13 +52,4 @@ def _keep(path: Path, data: bytes) -> None:
         tmp.rename(path)
     finally:
         tmp.unlink(missing_ok=True)
-    parts = sorted(path.parent.glob("*.zst"), key=_mtime)
-    for old in parts[:-KEEP]:
-        old.unlink(missing_ok=True)
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except FileNotFoundError:
-        return 0.0
+    recent.prune(path.parent, "*.zst", KEEP)
