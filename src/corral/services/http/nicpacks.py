@@ -33,9 +33,9 @@ async def nic_pack(request: web.Request) -> web.StreamResponse:
     ids = parse_pci(query)
     found = None
     if ids is not None:
-        packs: NicPacks = ctx.extra.setdefault(
-            PACKS, NicPacks(ctx.corral.settings.paths.home / STATE_DIR)
-        )
+        packs: NicPacks | None = ctx.extra.get(PACKS)
+        if packs is None:  # made once per server, not per request
+            packs = ctx.extra[PACKS] = NicPacks(ctx.corral.settings.paths.home / STATE_DIR)
         try:
             found = await ctx.run(packs.pack, full, *ids)
         except ImageError as exc:
